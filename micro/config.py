@@ -1,0 +1,571 @@
+"""One frozen dataclass tree for all of micro, loaded from micro.toml, MICRO_* env and --set flags.
+
+Precedence (later wins): defaults < `<home>/micro.toml` < `MICRO_<SECTION>__<KEY>` environment
+variables < `--set section.key=value` flags. Unknown keys and values of the wrong type or outside
+their range are refused with a `ConfigError` naming the key and what is expected.
+
+Each field documents itself in the string right under it; constraints live in the field's
+metadata (`ge`, `gt`, `le`, `lt`, `choices`) and are checked by `validate`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from micro.errors import ConfigError
+
+ENV_PREFIX = "MICRO_"
+CONFIG_FILE = "micro.toml"
+REDACTED = "***"
+SECRET_KEYS = frozenset({"account", "token"})
+
+
+def _f(default: Any, **constraints: Any) -> Any:
+    """A dataclass field with a default and range/choice constraints kept in its metadata."""
+    if isinstance(default, dict | list):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=constraints)
+    return field(default=default, metadata=constraints)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    instrument: str = "GBP_JPY"
+    """The instrument every service trades and reads (OANDA spelling, e.g. GBP_JPY)."""
+    session_bars: int = _f(360, ge=40, le=10_000)
+    """Bars in one session (an episode): consecutive M1 bars, decisions on all but the last."""
+    max_gap_minutes: int = _f(10, ge=1, le=1440)
+    """A session may not span a gap in the candles longer than this (minutes)."""
+    min_session_range_pips: float = _f(10.0, ge=0.0)
+    """A session whose high-low range is below this (pips) is dropped as dead market."""
+    train_fraction: float = _f(0.70, gt=0.0, lt=1.0)
+    """Share of the time span (by bars) used for training; splits are ordered by time."""
+    validation_fraction: float = _f(0.15, gt=0.0, lt=1.0)
+    """Share of the time span used for validation; the rest (after embargoes) is test."""
+    embargo_minutes: int = _f(1440, ge=0)
+    """Gap left unused between train/validation and validation/test so no window straddles."""
+    synth_days: int = _f(120, ge=1, le=20_000)
+    """Calendar days of synthetic data `micro up` generates when the store is empty."""
+    synth_seed: int = _f(7, ge=0)
+    """Seed of that default synthetic data."""
+    synth_regime: Literal["random", "trend", "meanrevert"] = _f(
+        "trend", choices=("random", "trend", "meanrevert")
+    )
+    """Regime of that default synthetic data (`trend` has learnable structure)."""
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    window: int = _f(32, ge=4, le=512)
+    """Bars in the temporal window the representation network sees (window × 9 features)."""
+    range_bars: int = _f(60, ge=5, le=1440)
+    """Lookback of position_in_range, momentum and rolling range (bars)."""
+    fast_momentum_bars: int = _f(5, ge=1, le=120)
+    """Lookback of the fast momentum feature (bars)."""
+    outcome_std_bars: int = _f(20, ge=2, le=1440)
+    """Rolling window of the close-to-close std that scales the outcome thresholds (bars)."""
+    outcome_threshold: float = _f(0.33, gt=0.0, le=5.0)
+    """A bar is UP/DOWN when its close-to-close change exceeds this many rolling stds."""
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    spread_pips: dict[str, float] = _f(
+        {
+            "GBP_JPY": 4.0,
+            "EUR_JPY": 2.5,
+            "USD_JPY": 1.5,
+            "CAD_JPY": 3.0,
+            "AUD_JPY": 2.5,
+            "EUR_USD": 1.2,
+            "GBP_USD": 1.8,
+            "AUD_USD": 1.5,
+            "USD_CAD": 2.0,
+            "USD_CHF": 2.0,
+        }
+    )
+    """Round-trip spread per instrument (pips), paid on entry."""
+    default_spread_pips: float = _f(3.0, ge=0.0)
+    """Spread for an instrument missing from the table (pips)."""
+    commission_pips: float = _f(0.0, ge=0.0)
+    """Commission per round trip (pips), paid on entry."""
+    slippage_pips: float = _f(0.0, ge=0.0)
+    """Slippage per fill (pips), paid on entry and on exit."""
+    reward: Literal["mtm", "amddp1"] = _f("mtm", choices=("mtm", "amddp1"))
+    """`mtm`: mark-to-market pips each bar net of costs; `amddp1`: pips − k·drawdown on close."""
+    drawdown_penalty: float = _f(0.01, ge=0.0)
+    """k of `amddp1`: weight of the trade's max drawdown (pips) subtracted on close."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    tcn_channels: int = _f(240, ge=4, le=4096)
+    """Channels of each TCN layer over the temporal window."""
+    tcn_kernel: int = _f(3, ge=2, le=16)
+    """Kernel size of the causal convolutions."""
+    tcn_dilations: tuple[int, ...] = _f((1, 2, 4))
+    """Dilation of each residual TCN block."""
+    static_hidden: int = _f(64, ge=4, le=4096)
+    """Width of the MLP over the 6 static (position) features."""
+    hidden: int = _f(256, ge=8, le=8192)
+    """Size of the hidden state s and of the afterstate."""
+    mlp_hidden: int = _f(256, ge=8, le=8192)
+    """Width of the hidden layer of each dynamics/prediction head."""
+    value_support: int = _f(16, ge=2, le=300)
+    """Value support: integer bins −n..n in h-space (h(x) = sign(x)(√(|x|+1)−1)+εx, x in pips)."""
+    reward_support: int = _f(8, ge=2, le=300)
+    """Reward support: integer bins −n..n in h-space (pips per bar)."""
+
+
+@dataclass(frozen=True)
+class MctsConfig:
+    simulations: int = _f(8, ge=1, le=4096)
+    """Simulations per decision."""
+    root_selection: Literal["puct", "gumbel"] = _f("puct", choices=("puct", "gumbel"))
+    """`puct` with root Dirichlet noise, or Gumbel top-k with sequential halving."""
+    pb_c_init: float = _f(1.25, gt=0.0)
+    """pUCT exploration constant c1."""
+    pb_c_base: float = _f(19652.0, gt=0.0)
+    """pUCT exploration constant c2."""
+    discount: float = _f(0.99, gt=0.0, le=1.0)
+    """Discount per real step (bar)."""
+    dirichlet_alpha: float = _f(0.3, gt=0.0)
+    """Root Dirichlet noise concentration (explore mode only)."""
+    exploration_fraction: float = _f(0.25, ge=0.0, le=1.0)
+    """Share of the root prior replaced by Dirichlet noise (explore mode only)."""
+    q_floor_pips: float = _f(1.0, gt=0.0)
+    """Min-max Q normalisation never divides by a range smaller than this (pips)."""
+    gumbel_scale: float = _f(1.0, ge=0.0)
+    """Scale of the Gumbel noise at the root (explore mode; gumbel selection only)."""
+    gumbel_c_visit: float = _f(50.0, gt=0.0)
+    """σ(q) transform constant c_visit (gumbel selection only)."""
+    gumbel_c_scale: float = _f(1.0, gt=0.0)
+    """σ(q) transform constant c_scale (gumbel selection only)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = _f(0, ge=0)
+    """Seed of every RNG in the trainer (actors derive theirs from it)."""
+    actors: int = _f(1, ge=1, le=256)
+    """Self-play actor processes."""
+    envs_per_actor: int = _f(64, ge=1, le=8192)
+    """Environments each actor steps through one batched search."""
+    batch_size: int = _f(256, ge=1, le=65536)
+    """Learner batch (positions per gradient step)."""
+    unroll_steps: int = _f(5, ge=1, le=32)
+    """K: steps the dynamics are unrolled in training."""
+    n_step: int = _f(15, ge=1, le=1000)
+    """Bars of real reward before bootstrapping from the stored root value."""
+    learning_rate: float = _f(1e-3, gt=0.0, le=1.0)
+    """Adam learning rate."""
+    weight_decay: float = _f(1e-4, ge=0.0)
+    """Adam (decoupled) weight decay."""
+    grad_clip: float = _f(5.0, gt=0.0)
+    """Global gradient-norm clip."""
+    loss_policy: float = _f(1.0, ge=0.0)
+    """Weight of the policy loss."""
+    loss_value: float = _f(0.25, ge=0.0)
+    """Weight of the value loss."""
+    loss_reward: float = _f(1.0, ge=0.0)
+    """Weight of the reward loss."""
+    loss_chance: float = _f(1.0, ge=0.0)
+    """Weight of the σ (chance outcome) cross-entropy."""
+    loss_afterstate_q: float = _f(0.25, ge=0.0)
+    """Weight of the afterstate Q loss."""
+    replay_capacity: int = _f(1_000_000, ge=1000)
+    """Positions kept in replay (as indices, not copies of windows)."""
+    min_replay: int = _f(2_000, ge=1)
+    """Positions in replay before the learner starts."""
+    replay_ratio: float = _f(0.5, gt=0.0)
+    """Target learner samples per self-play position (throttles whichever side runs ahead)."""
+    prioritized: bool = False
+    """Prioritised replay (priority = |value error|^alpha, importance weights ^beta)."""
+    priority_alpha: float = _f(0.6, ge=0.0, le=1.0)
+    """Prioritised replay exponent alpha."""
+    priority_beta: float = _f(0.4, ge=0.0, le=1.0)
+    """Prioritised replay importance-sampling exponent beta."""
+    temperature_start: float = _f(1.0, gt=0.0)
+    """Action-sampling temperature at the start of training."""
+    temperature_end: float = _f(0.25, gt=0.0)
+    """Temperature once the decay is over."""
+    temperature_decay_episodes: int = _f(5_000, ge=1)
+    """Episodes over which the temperature decays linearly."""
+    publish_weights_steps: int = _f(50, ge=1)
+    """Learner steps between weight publications to the actors."""
+    checkpoint_every_episodes: int = _f(50, ge=1)
+    """Episodes between numbered checkpoints `ckpt_ep{N:07d}.pth`."""
+    keep_checkpoints: int = _f(5, ge=1)
+    """Numbered checkpoints kept (never one not yet scored, never best)."""
+    latest_every_seconds: float = _f(60.0, gt=0.0)
+    """Seconds between rewrites of `latest.pth`."""
+    report_every_seconds: float = _f(5.0, gt=0.0)
+    """Seconds between status.json / metrics.jsonl / TensorBoard reports."""
+    threads: int = _f(0, ge=0, le=256)
+    """Torch threads per process (0: let torch decide)."""
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    split: Literal["validation", "test"] = _f("validation", choices=("validation", "test"))
+    """Sessions scored by default (the test split never promotes)."""
+    max_sessions: int = _f(0, ge=0)
+    """Cap on sessions scored per checkpoint (0: all of the split)."""
+    bootstrap_runs: int = _f(1000, ge=10)
+    """Monte Carlo resamples of the trade list."""
+    block_size: int = _f(0, ge=0)
+    """Block bootstrap block length in trades (0: plain i.i.d. resampling)."""
+    seed: int = _f(12345, ge=0)
+    """Seed of the bootstrap and of the random-entry baselines."""
+    min_trades: int = _f(30, ge=1)
+    """A checkpoint with fewer trades is never promoted."""
+    max_drawdown_pct: float = _f(20.0, gt=0.0, le=100.0)
+    """A checkpoint whose max drawdown exceeds this share of the account is never promoted."""
+    account_pips: float = _f(1000.0, gt=0.0)
+    """Account size expressed in pips of one unit: drawdown % and safe-f are relative to it."""
+    promotion_score: Literal["sqn_p25", "sqn", "expectancy_p25", "car25"] = _f(
+        "sqn_p25", choices=("sqn_p25", "sqn", "expectancy_p25", "car25")
+    )
+    """Score a checkpoint must beat the current best on to be promoted."""
+    safe_f_horizon_years: float = _f(2.0, gt=0.0)
+    """Horizon of Bandy's safe-f drawdown simulation (years at the observed trade rate)."""
+    safe_f_drawdown_tolerance: float = _f(0.20, gt=0.0, lt=1.0)
+    """Safe-f: the 95th-percentile drawdown over the horizon must stay within this."""
+    random_baselines: int = _f(1000, ge=10)
+    """Random-entry traders the agent is ranked against."""
+    checkpoint_time_limit_seconds: float = _f(900.0, gt=0.0)
+    """A checkpoint still being scored after this long is abandoned and recorded as such."""
+    poll_seconds: float = _f(5.0, gt=0.0)
+    """Seconds between looks at checkpoints/ when watching."""
+
+
+@dataclass(frozen=True)
+class OandaConfig:
+    environment: Literal["practice", "live"] = _f("practice", choices=("practice", "live"))
+    """OANDA environment; `live` also needs the `--live-money` flag before real money moves."""
+    api_url: str = ""
+    """REST base URL (empty: OANDA's URL for `environment`); a proxy or test double may stand in."""
+    stream_url: str = ""
+    """Streaming base URL (empty: OANDA's URL for `environment`)."""
+    account: str = ""
+    """Account id (prefer env OANDA_ACCOUNT); redacted from every dump."""
+    timeout_seconds: float = _f(10.0, gt=0.0, le=300.0)
+    """Timeout of every request (seconds)."""
+    max_retries: int = _f(6, ge=0, le=100)
+    """Retries of a request failing with 429/5xx/timeouts, with exponential backoff."""
+    backoff_seconds: float = _f(1.0, ge=0.0, le=300.0)
+    """First backoff delay; doubled on each retry (capped at 60 s)."""
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    broker: Literal["auto", "sim", "oanda"] = _f("auto", choices=("auto", "sim", "oanda"))
+    """`auto`: oanda when OANDA_TOKEN is set, else the simulated broker (paper mode)."""
+    poll_seconds: float = _f(5.0, gt=0.0)
+    """Seconds between polls for a newly completed M1 candle."""
+    units: int = _f(1000, ge=1)
+    """Units per entry (one position, net)."""
+    warmup_bars: int = _f(600, ge=1)
+    """History fetched at start to warm the features up (bars)."""
+    adopt_unknown_positions: bool = False
+    """Adopt an open position the journal does not know instead of refusing to trade."""
+    oanda: OandaConfig = field(default_factory=OandaConfig)
+    """OANDA connection settings."""
+
+
+@dataclass(frozen=True)
+class RiskConfig:
+    stop_loss_pips: float = _f(30.0, gt=0.0)
+    """Broker-side stop-loss distance on every entry (pips); also the R unit in validation."""
+    max_units: int = _f(10_000, ge=1)
+    """Largest position ever sent (units)."""
+    daily_loss_limit_pips: float = _f(100.0, gt=0.0)
+    """Realised+open loss in a trading day that halts new entries until the next day (pips)."""
+    max_drawdown_pips: float = _f(300.0, gt=0.0)
+    """Drawdown from the equity peak that halts trading (pips)."""
+    circuit_breaker_errors: int = _f(5, ge=1)
+    """Consecutive broker errors that open the circuit breaker."""
+    circuit_open_seconds: float = _f(60.0, gt=0.0)
+    """Seconds the breaker stays open before a half-open trial."""
+    weekly_close_buffer_minutes: int = _f(60, ge=0)
+    """No new entries within this many minutes of the weekly close (Fri 21:00 UTC)."""
+    stale_price_seconds: float = _f(180.0, gt=0.0)
+    """A price older than this never leads to an order."""
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    mcts: MctsConfig = field(default_factory=MctsConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    live: LiveConfig = field(default_factory=LiveConfig)
+    risk: RiskConfig = field(default_factory=RiskConfig)
+
+    def spread_pips(self, instrument: str | None = None) -> float:
+        """Spread (pips) of `instrument` (default: the configured one) from the table."""
+        name = instrument or self.data.instrument
+        return self.env.spread_pips.get(name, self.env.default_spread_pips)
+
+    def to_dict(self, redact: bool = True) -> dict[str, Any]:
+        """The whole tree as plain JSON-able data; secrets replaced by '***' unless redact=False."""
+        return _to_plain(self, redact)
+
+    def section_hash(self, *sections: str) -> str:
+        """sha256 (16 hex) of the named sections: tells whether two configs are compatible."""
+        plain = {s: _to_plain(getattr(self, s), redact=False) for s in sections}
+        blob = json.dumps(plain, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+# Sections whose values change the meaning of a checkpoint's weights.
+MODEL_SECTIONS = ("features", "model")
+
+
+def _to_plain(obj: Any, redact: bool) -> Any:
+    if dataclasses.is_dataclass(obj):
+        out = {}
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if redact and f.name in SECRET_KEYS and value:
+                out[f.name] = REDACTED
+            else:
+                out[f.name] = _to_plain(value, redact)
+        return out
+    if isinstance(obj, tuple):
+        return [_to_plain(v, redact) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _to_plain(v, redact) for k, v in obj.items()}
+    return obj
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_config(
+    home: Path,
+    sets: list[str] | tuple[str, ...] = (),
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Defaults, then `<home>/micro.toml`, then MICRO_* env, then `--set` flags; validated."""
+    environ = os.environ if environ is None else environ
+    tree: dict[str, Any] = {}
+    path = Path(home) / CONFIG_FILE
+    if path.is_file():
+        try:
+            with open(path, "rb") as fh:
+                toml = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file or remove it") from None
+        _merge(tree, toml, source=str(path), from_text=False)
+    for key in sorted(environ):
+        if not key.startswith(ENV_PREFIX) or "__" not in key:
+            continue
+        if key in ("MICRO_HOME",):
+            continue
+        dotted = ".".join(part.lower() for part in key[len(ENV_PREFIX) :].split("__"))
+        _set_dotted(tree, dotted, environ[key], source=f"environment variable {key}")
+    for item in sets:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. --set mcts.simulations=16")
+        dotted, value = item.split("=", 1)
+        _set_dotted(tree, dotted.strip(), value.strip(), source=f"--set {dotted.strip()}")
+    return with_checks(_build(Config, tree, prefix=""))
+
+
+def replace(config: Config, **dotted: Any) -> Config:
+    """A copy of `config` with dotted keys changed, validated: replace(c, **{'mcts.simulations': 5})."""
+    tree: dict[str, Any] = {}
+    _merge(tree, config.to_dict(redact=False), source="config", from_text=False)
+    for key, value in dotted.items():
+        _set_dotted(tree, key, value, source=key, from_text=False)
+    return with_checks(_build(Config, tree, prefix=""))
+
+
+def _merge(tree: dict, new: Mapping, source: str, from_text: bool) -> None:
+    for key, value in new.items():
+        if isinstance(value, Mapping):
+            node = tree.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{source}: {key} is not a section")
+            _merge(node, value, source, from_text)
+        else:
+            tree[key] = _Raw(value, source, from_text)
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any, source: str, from_text: bool = True) -> None:
+    parts = dotted.split(".")
+    if len(parts) < 2 or not all(parts):
+        raise ConfigError(f"{source}: {dotted!r} is not section.key (e.g. mcts.simulations)")
+    node = tree
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{source}: {part} is not a section")
+    node[parts[-1]] = _Raw(value, source, from_text)
+
+
+@dataclass(frozen=True)
+class _Raw:
+    """A value from one source, and whether it is text to parse (env, --set) or typed (TOML)."""
+
+    value: Any
+    source: str
+    from_text: bool
+
+
+def _build(cls: type, tree: Mapping[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in tree:
+        if key not in fields:
+            where = tree[key].source if isinstance(tree[key], _Raw) else "config"
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"{where}: unknown key {prefix}{key} (known here: {known})")
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        if name not in tree:
+            continue
+        hint = hints[name]
+        dotted = f"{prefix}{name}"
+        value = tree[name]
+        if dataclasses.is_dataclass(hint):
+            if isinstance(value, _Raw):
+                raise ConfigError(f"{value.source}: {dotted} is a section, set its keys instead")
+            kwargs[name] = _build(hint, value, prefix=dotted + ".")
+        elif _origin(hint) is dict:
+            kwargs[name] = _coerce_dict(f, hint, value, dotted)
+        else:
+            kwargs[name] = _coerce(hint, value, dotted)
+    obj = cls(**kwargs)
+    for name, f in fields.items():
+        _check_range(f, getattr(obj, name), f"{prefix}{name}")
+    return obj
+
+
+def _origin(hint: Any) -> Any:
+    return typing.get_origin(hint)
+
+
+def _coerce_dict(f: dataclasses.Field, hint: Any, value: Any, dotted: str) -> dict:
+    base = dict(f.default_factory()) if f.default_factory is not dataclasses.MISSING else {}
+    _, value_type = typing.get_args(hint)
+    if isinstance(value, _Raw):
+        raise ConfigError(f"{value.source}: {dotted} is a table; set {dotted}.<NAME>=<value>")
+    for key, raw in value.items():
+        if isinstance(raw, dict):
+            raise ConfigError(f"config: {dotted}.{key} must be a {value_type.__name__}")
+        base[key.upper()] = _coerce(value_type, raw, f"{dotted}.{key}")
+    return base
+
+
+def _type_name(hint: Any) -> str:
+    if _origin(hint) is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    if _origin(hint) is tuple:
+        return f"a list of {typing.get_args(hint)[0].__name__}"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _coerce(hint: Any, raw: _Raw, dotted: str) -> Any:
+    value, source = raw.value, raw.source
+
+    def bad() -> ConfigError:
+        return ConfigError(f"{source}: {dotted} must be {_type_name(hint)}, got {value!r}")
+
+    origin = _origin(hint)
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            raise bad()
+        return value
+    if origin is tuple:
+        item_type = typing.get_args(hint)[0]
+        items = value
+        if raw.from_text and isinstance(value, str):
+            text = value.strip().strip("[]()")
+            items = [p.strip() for p in text.split(",") if p.strip()]
+        if not isinstance(items, list | tuple):
+            raise bad()
+        return tuple(_coerce(item_type, _Raw(v, source, raw.from_text), dotted) for v in items)
+    if origin in (types.UnionType, typing.Union):
+        raise bad()
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if raw.from_text and isinstance(value, str):
+            low = value.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+        raise bad()
+    if hint is int:
+        if isinstance(value, bool):
+            raise bad()
+        if isinstance(value, int):
+            return value
+        if raw.from_text and isinstance(value, str):
+            try:
+                return int(value.replace("_", ""))
+            except ValueError:
+                raise bad() from None
+        raise bad()
+    if hint is float:
+        if isinstance(value, bool):
+            raise bad()
+        if isinstance(value, int | float):
+            return float(value)
+        if raw.from_text and isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise bad() from None
+        raise bad()
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise bad()
+    raise bad()
+
+
+_BOUNDS = (
+    ("ge", ">=", lambda v, b: v >= b),
+    ("gt", ">", lambda v, b: v > b),
+    ("le", "<=", lambda v, b: v <= b),
+    ("lt", "<", lambda v, b: v < b),
+)
+
+
+def _check_range(f: dataclasses.Field, value: Any, dotted: str) -> None:
+    meta = f.metadata
+    values = value if isinstance(value, tuple) else (value,)
+    for v in values:
+        if "choices" in meta and v not in meta["choices"]:
+            raise ConfigError(f"config: {dotted} must be one of {meta['choices']}, got {v!r}")
+        for key, sym, holds in _BOUNDS:
+            if key in meta and not holds(v, meta[key]):
+                raise ConfigError(f"config: {dotted} must be {sym} {meta[key]}, got {v!r}")
+
+
+def with_checks(config: Config) -> Config:
+    """Cross-field checks that no single field can express."""
+    if config.data.train_fraction + config.data.validation_fraction >= 1.0:
+        raise ConfigError(
+            "config: data.train_fraction + data.validation_fraction must be < 1 "
+            "(the rest is the test split)"
+        )
+    if config.features.window > config.data.session_bars:
+        raise ConfigError("config: features.window must not exceed data.session_bars")
+    return config

@@ -1,0 +1,111 @@
+"""`micro data import|download|synth|prepare|info`: the only writers of data/market.duckdb."""
+
+from __future__ import annotations
+
+import argparse
+
+from micro.runtime import Context
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    data = sub.add_parser("data", parents=[common], help="import, download, synthesise, prepare")
+    data_sub = data.add_subparsers(dest="data_command", metavar="ACTION")
+    data_sub.required = True
+
+    imp = data_sub.add_parser(
+        "import",
+        parents=[common],
+        help="import a candle file (MT4/MT5, HistData, OANDA JSON/CSV, generic CSV)",
+        description=(
+            "Import 1-minute candles into data/market.duckdb. Default source time zones: "
+            "mt4 UTC (pass --tz for a broker's server time, e.g. Etc/GMT-2), histdata EST "
+            "without daylight saving (Etc/GMT+5), oanda UTC (RFC3339 carries its zone), "
+            "csv UTC unless the timestamps carry an offset. All-or-nothing: a bad row stops "
+            "the import with its line number and nothing is written."
+        ),
+    )
+    imp.add_argument("file", metavar="FILE")
+    imp.add_argument(
+        "--format", choices=("auto", "mt4", "histdata", "oanda", "csv"), default="auto"
+    )
+    imp.add_argument("--instrument", default=None, help="default: data.instrument")
+    imp.add_argument("--tz", default=None, help="time zone of the file's timestamps (IANA name)")
+    imp.add_argument(
+        "--columns",
+        default=None,
+        metavar="MAP",
+        help="generic CSV header mapping, e.g. time=Date,open=O,high=H,low=L,close=C,volume=V",
+    )
+    imp.add_argument(
+        "--replace", action="store_true", help="overwrite stored bars whose values differ"
+    )
+    imp.set_defaults(handler=_import)
+
+    dl = data_sub.add_parser(
+        "download",
+        parents=[common],
+        help="download OANDA M1 mid candles (incremental; token from OANDA_TOKEN)",
+    )
+    dl.add_argument("--instrument", default=None, help="default: data.instrument")
+    dl.add_argument(
+        "--from",
+        dest="start",
+        default=None,
+        help="first day (UTC, YYYY-MM-DD); needed on the first run, later runs resume",
+    )
+    dl.add_argument("--to", dest="end", default=None, help="end (UTC, exclusive; default: now)")
+    dl.set_defaults(handler=_download)
+
+    syn = data_sub.add_parser(
+        "synth", parents=[common], help="generate synthetic M1 candles with GBP_JPY-like statistics"
+    )
+    syn.add_argument("--instrument", default=None, help="default: data.instrument")
+    syn.add_argument("--days", type=int, default=None, help="calendar days (default: data.synth_days)")
+    syn.add_argument("--seed", type=int, default=None, help="default: data.synth_seed")
+    syn.add_argument(
+        "--regime", choices=("random", "trend", "meanrevert"), default=None,
+        help="default: data.synth_regime",
+    )
+    syn.add_argument("--start", default="2022-01-03", help="first day (UTC, YYYY-MM-DD)")
+    syn.add_argument("--replace", action="store_true", help="overwrite stored bars that differ")
+    syn.set_defaults(handler=_synth)
+
+    prep = data_sub.add_parser(
+        "prepare", parents=[common], help="compute features, outcome labels, sessions and splits"
+    )
+    prep.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    prep.set_defaults(handler=_prepare)
+
+    info = data_sub.add_parser("info", parents=[common], help="what the store holds")
+    info.add_argument("--json", action="store_true", help="machine-readable output")
+    info.set_defaults(handler=_info)
+
+
+def _import(ctx: Context) -> int:
+    from micro.data.importers import run_import
+
+    return run_import(ctx)
+
+
+def _download(ctx: Context) -> int:
+    from micro.data.download import run_download
+
+    return run_download(ctx)
+
+
+def _synth(ctx: Context) -> int:
+    from micro.data.synth import run_synth
+
+    return run_synth(ctx)
+
+
+def _prepare(ctx: Context) -> int:
+    from micro.data.prepare import run_prepare
+
+    return run_prepare(ctx)
+
+
+def _info(ctx: Context) -> int:
+    from micro.data.info import run_info
+
+    return run_info(ctx)

@@ -1,0 +1,199 @@
+"""The DuckDB market store `data/market.duckdb`: candles and metadata.
+
+One writer: only `micro data …` opens it read-write. Services open it read-only, load the arrays
+they need and close it at once (DuckDB lets no other process write while a reader holds it).
+Candles are mid OHLC of 1-minute bars keyed by (instrument, ts); ts is the bar's open time in UTC
+(a naive TIMESTAMP that always means UTC). Missing minutes stay missing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from micro.errors import DataError
+
+CANDLE_COLUMNS = ("ts", "open", "high", "low", "close", "volume")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS candles (
+    instrument VARCHAR NOT NULL,
+    ts TIMESTAMP NOT NULL,
+    open DOUBLE NOT NULL,
+    high DOUBLE NOT NULL,
+    low DOUBLE NOT NULL,
+    close DOUBLE NOT NULL,
+    volume DOUBLE NOT NULL,
+    PRIMARY KEY (instrument, ts)
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key VARCHAR PRIMARY KEY,
+    value VARCHAR NOT NULL
+);
+"""
+
+
+def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the store; read-only for services. A clear error when it is missing or locked."""
+    path = Path(path)
+    if read_only and not path.exists():
+        raise DataError(
+            f"{path}: no market store; run `micro data synth` (or `micro data import FILE`) "
+            "and then `micro data prepare`"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise DataError(
+                f"{path}: the store is in use by another process; wait for the other "
+                "`micro data` command (or stop the service holding it) and try again"
+            ) from None
+        raise DataError(f"{path}: cannot open the market store ({exc})") from None
+    except duckdb.Error as exc:
+        raise DataError(
+            f"{path}: not a readable DuckDB store ({exc}); move it away and re-import"
+        ) from None
+    if not read_only:
+        con.execute(SCHEMA)
+    return con
+
+
+@dataclass(frozen=True)
+class CandleWrite:
+    """What an import did: rows added, rows already stored with identical values."""
+
+    inserted: int
+    unchanged: int
+    replaced: int = 0
+
+
+def write_candles(
+    con: duckdb.DuckDBPyConnection,
+    instrument: str,
+    frame: pd.DataFrame,
+    replace: bool = False,
+) -> CandleWrite:
+    """Insert `frame` (columns CANDLE_COLUMNS, ts naive UTC, unique, sorted) in one transaction.
+
+    Bars already stored with identical values are skipped (re-importing changes nothing). A bar
+    stored with different values is a conflict: refused unless `replace`, then overwritten.
+    """
+    missing = [c for c in CANDLE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"candle frame lacks columns {missing}")
+    incoming = frame.loc[:, list(CANDLE_COLUMNS)]
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.register("incoming", incoming)
+        conflict = con.execute(
+            """
+            SELECT i.ts, c.open, c.high, c.low, c.close, i.open, i.high, i.low, i.close
+            FROM incoming i JOIN candles c ON c.instrument = ? AND c.ts = i.ts
+            WHERE abs(c.open - i.open) > 1e-9 OR abs(c.high - i.high) > 1e-9
+               OR abs(c.low - i.low) > 1e-9 OR abs(c.close - i.close) > 1e-9
+            ORDER BY i.ts LIMIT 1
+            """,
+            [instrument],
+        ).fetchone()
+        n_conflicts = 0
+        if conflict is not None:
+            n_conflicts = con.execute(
+                """
+                SELECT count(*) FROM incoming i JOIN candles c ON c.instrument = ? AND c.ts = i.ts
+                WHERE abs(c.open - i.open) > 1e-9 OR abs(c.high - i.high) > 1e-9
+                   OR abs(c.low - i.low) > 1e-9 OR abs(c.close - i.close) > 1e-9
+                """,
+                [instrument],
+            ).fetchone()[0]
+            if not replace:
+                ts = pd.Timestamp(conflict[0]).strftime("%Y-%m-%d %H:%M")
+                raise DataError(
+                    f"{n_conflicts} bar(s) conflict with bars already stored for {instrument}, "
+                    f"first at {ts} UTC (stored close {conflict[4]}, new close {conflict[8]}); "
+                    "pass --replace to overwrite them with the new file's values"
+                )
+            con.execute(
+                """
+                DELETE FROM candles WHERE instrument = ? AND ts IN (
+                    SELECT i.ts FROM incoming i JOIN candles c
+                      ON c.instrument = ? AND c.ts = i.ts
+                    WHERE abs(c.open - i.open) > 1e-9 OR abs(c.high - i.high) > 1e-9
+                       OR abs(c.low - i.low) > 1e-9 OR abs(c.close - i.close) > 1e-9)
+                """,
+                [instrument, instrument],
+            )
+        before = _count(con, instrument)
+        con.execute(
+            """
+            INSERT INTO candles
+            SELECT ?, i.ts, i.open, i.high, i.low, i.close, i.volume FROM incoming i
+            ANTI JOIN (SELECT ts FROM candles WHERE instrument = ?) c ON c.ts = i.ts
+            ORDER BY i.ts
+            """,
+            [instrument, instrument],
+        )
+        inserted = _count(con, instrument) - before
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        con.unregister("incoming")
+    return CandleWrite(
+        inserted=inserted - n_conflicts if replace else inserted,
+        unchanged=len(incoming) - inserted,
+        replaced=n_conflicts if replace else 0,
+    )
+
+
+def _count(con: duckdb.DuckDBPyConnection, instrument: str) -> int:
+    return con.execute("SELECT count(*) FROM candles WHERE instrument = ?", [instrument]).fetchone()[0]
+
+
+def read_candles(
+    con: duckdb.DuckDBPyConnection,
+    instrument: str,
+    start: pd.Timestamp | None = None,
+    end: pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """Candles of `instrument` in time order (ts naive UTC), optionally within [start, end)."""
+    query = "SELECT ts, open, high, low, close, volume FROM candles WHERE instrument = ?"
+    params: list[Any] = [instrument]
+    if start is not None:
+        query += " AND ts >= ?"
+        params.append(pd.Timestamp(start).to_pydatetime())
+    if end is not None:
+        query += " AND ts < ?"
+        params.append(pd.Timestamp(end).to_pydatetime())
+    return con.execute(query + " ORDER BY ts", params).df()
+
+
+def last_candle_time(con: duckdb.DuckDBPyConnection, instrument: str) -> pd.Timestamp | None:
+    """Open time (UTC) of the newest stored bar of `instrument`, or None."""
+    row = con.execute("SELECT max(ts) FROM candles WHERE instrument = ?", [instrument]).fetchone()
+    return None if row is None or row[0] is None else pd.Timestamp(row[0])
+
+
+def instruments(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [r[0] for r in con.execute("SELECT DISTINCT instrument FROM candles ORDER BY 1").fetchall()]
+
+
+def set_meta(con: duckdb.DuckDBPyConnection, key: str, value: Any) -> None:
+    con.execute(
+        "INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, json.dumps(value, default=str)]
+    )
+
+
+def get_meta(con: duckdb.DuckDBPyConnection, key: str, default: Any = None) -> Any:
+    try:
+        row = con.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+    except duckdb.CatalogException:
+        return default
+    return default if row is None else json.loads(row[0])
