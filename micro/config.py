@@ -368,7 +368,9 @@ def load_config(
             with open(path, "rb") as fh:
                 toml = tomllib.load(fh)
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file or remove it") from None
+            raise ConfigError(
+                f"{path}: not valid TOML ({exc}); fix the file or remove it"
+            ) from None
         _merge(tree, toml, source=str(path), from_text=False)
     for key in sorted(environ):
         if not key.startswith(ENV_PREFIX) or "__" not in key:
@@ -379,14 +381,16 @@ def load_config(
         _set_dotted(tree, dotted, environ[key], source=f"environment variable {key}")
     for item in sets:
         if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. --set mcts.simulations=16")
+            raise ConfigError(
+                f"--set {item!r}: expected section.key=value, e.g. --set mcts.simulations=16"
+            )
         dotted, value = item.split("=", 1)
         _set_dotted(tree, dotted.strip(), value.strip(), source=f"--set {dotted.strip()}")
     return with_checks(_build(Config, tree, prefix=""))
 
 
 def replace(config: Config, **dotted: Any) -> Config:
-    """A copy of `config` with dotted keys changed, validated: replace(c, **{'mcts.simulations': 5})."""
+    """A validated copy with dotted keys changed: replace(c, **{'mcts.simulations': 5})."""
     tree: dict[str, Any] = {}
     _merge(tree, config.to_dict(redact=False), source="config", from_text=False)
     for key, value in dotted.items():

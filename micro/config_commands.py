@@ -13,7 +13,9 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     config_sub = config.add_subparsers(dest="config_command", metavar="ACTION")
     config_sub.required = True
     show = config_sub.add_parser(
-        "show", parents=[common], help="print the effective config (defaults < micro.toml < env < --set)"
+        "show",
+        parents=[common],
+        help="print the effective config (defaults < micro.toml < env < --set)",
     )
     show.add_argument("--format", choices=("toml", "json"), default="toml")
     show.set_defaults(handler=show_config)

@@ -9,14 +9,23 @@ from micro.runtime import Context
 
 log = logging.getLogger("micro.up")
 
-SERVICES_PENDING = ("trainer (micro train)", "validator (micro validate --watch)",
-                    "live trader (micro live)", "dashboard (micro dash)")
+SERVICES_PENDING = (
+    "trainer (micro train)",
+    "validator (micro validate --watch)",
+    "live trader (micro live)",
+    "dashboard (micro dash)",
+)
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     up = sub.add_parser("up", parents=[common], help="prepare data and run the whole system")
-    up.add_argument("--duration", type=float, default=None, metavar="SECONDS",
-                    help="stop everything after this many seconds")
+    up.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop everything after this many seconds",
+    )
     up.set_defaults(handler=run_up)
 
 

@@ -60,10 +60,14 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "synth", parents=[common], help="generate synthetic M1 candles with GBP_JPY-like statistics"
     )
     syn.add_argument("--instrument", default=None, help="default: data.instrument")
-    syn.add_argument("--days", type=int, default=None, help="calendar days (default: data.synth_days)")
+    syn.add_argument(
+        "--days", type=int, default=None, help="calendar days (default: data.synth_days)"
+    )
     syn.add_argument("--seed", type=int, default=None, help="default: data.synth_seed")
     syn.add_argument(
-        "--regime", choices=("random", "trend", "meanrevert"), default=None,
+        "--regime",
+        choices=("random", "trend", "meanrevert"),
+        default=None,
         help="default: data.synth_regime",
     )
     syn.add_argument("--start", default="2022-01-03", help="first day (UTC, YYYY-MM-DD)")

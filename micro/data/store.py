@@ -154,7 +154,9 @@ def write_candles(
 
 
 def _count(con: duckdb.DuckDBPyConnection, instrument: str) -> int:
-    return con.execute("SELECT count(*) FROM candles WHERE instrument = ?", [instrument]).fetchone()[0]
+    return con.execute(
+        "SELECT count(*) FROM candles WHERE instrument = ?", [instrument]
+    ).fetchone()[0]
 
 
 def read_candles(
@@ -182,13 +184,13 @@ def last_candle_time(con: duckdb.DuckDBPyConnection, instrument: str) -> pd.Time
 
 
 def instruments(con: duckdb.DuckDBPyConnection) -> list[str]:
-    return [r[0] for r in con.execute("SELECT DISTINCT instrument FROM candles ORDER BY 1").fetchall()]
+    return [
+        r[0] for r in con.execute("SELECT DISTINCT instrument FROM candles ORDER BY 1").fetchall()
+    ]
 
 
 def set_meta(con: duckdb.DuckDBPyConnection, key: str, value: Any) -> None:
-    con.execute(
-        "INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, json.dumps(value, default=str)]
-    )
+    con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, json.dumps(value, default=str)])
 
 
 def get_meta(con: duckdb.DuckDBPyConnection, key: str, default: Any = None) -> Any:

@@ -1,0 +1,1 @@
+"""Batched trading environment: positions, costs, rewards, trade records."""

@@ -1,0 +1,1 @@
+"""Stochastic MuZero networks, value/reward supports, checkpoints."""
