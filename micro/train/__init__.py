@@ -1,0 +1,1 @@
+"""Self-play actors, replay, learner, checkpoint store: `micro train`."""

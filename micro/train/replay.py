@@ -1,0 +1,200 @@
+"""The learner's replay buffer: positions of finished episodes as indices, not copies of windows.
+
+Each position keeps the decision row (the window is gathered from the market's feature array
+when sampled), its 6 position features, the action taken, the reward of the step, the chance
+outcome, the search's root value and policy target. Positions live in ring arrays with absolute
+ids; a position knows the id one past its episode's last step, so unrolls and n-step returns stop
+at the true terminal. Sampling returns everything the learner needs for an unroll of K steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from micro.env.actions import HOLD, NEUTRAL, NUM_ACTIONS, legal_mask
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """One finished episode (T decision steps) as an actor sends it to the learner."""
+
+    rows: np.ndarray  # [T] int64 decision rows into the market arrays
+    static: np.ndarray  # [T, 6] float32 position features at each decision
+    side: np.ndarray  # [T] int8 position side at each decision (gives the legal mask)
+    actions: np.ndarray  # [T] int8 action taken
+    rewards: np.ndarray  # [T] float32 pips, reward of the step taken at t
+    outcomes: np.ndarray  # [T] int8 chance outcome of bar t -> t+1 (-1 unknown)
+    root_values: np.ndarray  # [T] float32 pips, search value at the root
+    policies: np.ndarray  # [T, 4] float32 search policy target
+    weight_version: int  # learner weights version the actor used
+    actor: int  # actor id
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """An unroll batch: B positions, K unroll steps (index k = 0..K for states)."""
+
+    ids: np.ndarray  # [B] int64 absolute position ids (for priority updates)
+    rows: np.ndarray  # [B] int64 decision row of the first state
+    static: np.ndarray  # [B, 6] float32
+    actions: np.ndarray  # [B, K] int64 actions a_0..a_{K-1}
+    outcomes: np.ndarray  # [B, K] int64 chance outcomes c_0..c_{K-1} (NEUTRAL where unknown)
+    outcome_mask: np.ndarray  # [B, K] float32 1 where the outcome is a real label
+    legal: np.ndarray  # [B, K+1, 4] bool legal actions of each state
+    value_target: np.ndarray  # [B, K+1] float32 pips, n-step value of state k
+    reward_target: np.ndarray  # [B, K] float32 pips, reward of transition k
+    policy_target: np.ndarray  # [B, K+1, 4] float32
+    state_mask: np.ndarray  # [B, K+1] float32 1 while state k is inside the episode
+    weights: np.ndarray  # [B] float32 importance weights (1 without prioritised replay)
+
+
+class ReplayBuffer:
+    """Ring arrays of positions; uniform or prioritised sampling of unroll start positions."""
+
+    def __init__(
+        self,
+        capacity: int,
+        *,
+        unroll_steps: int,
+        n_step: int,
+        discount: float,
+        prioritized: bool = False,
+        priority_alpha: float = 0.6,
+        priority_beta: float = 0.4,
+    ) -> None:
+        self.capacity = capacity
+        self.unroll_steps = unroll_steps
+        self.n_step = n_step
+        self.discount = discount
+        self.prioritized = prioritized
+        self.alpha = priority_alpha
+        self.beta = priority_beta
+        c = capacity
+        self.rows = np.zeros(c, np.int64)
+        self.static = np.zeros((c, 6), np.float32)
+        self.side = np.zeros(c, np.int8)
+        self.actions = np.zeros(c, np.int8)
+        self.rewards = np.zeros(c, np.float32)
+        self.outcomes = np.zeros(c, np.int8)
+        self.root_values = np.zeros(c, np.float32)
+        self.policies = np.zeros((c, NUM_ACTIONS), np.float32)
+        self.episode_end = np.zeros(c, np.int64)  # absolute id one past the episode's last step
+        self.priority = np.zeros(c, np.float64)
+        self.total = 0  # absolute ids handed out so far
+        self.episodes = 0
+
+    def __len__(self) -> int:
+        return min(self.total, self.capacity)
+
+    @property
+    def oldest(self) -> int:
+        return max(0, self.total - self.capacity)
+
+    def add(self, trajectory: Trajectory) -> None:
+        """Append one finished episode (longer than the buffer: only its tail is kept)."""
+        t = len(trajectory)
+        if t == 0:
+            return
+        start = self.total
+        ids = np.arange(start, start + t)
+        slots = ids % self.capacity
+        self.rows[slots] = trajectory.rows
+        self.static[slots] = trajectory.static
+        self.side[slots] = trajectory.side
+        self.actions[slots] = trajectory.actions
+        self.rewards[slots] = trajectory.rewards
+        self.outcomes[slots] = trajectory.outcomes
+        self.root_values[slots] = trajectory.root_values
+        self.policies[slots] = trajectory.policies
+        self.episode_end[slots] = start + t
+        self.total += t
+        self.episodes += 1
+        if self.prioritized:
+            # Initial priority: how far the search's root value is from the n-step return.
+            values = self._n_step_values(ids, self.episode_end[slots])
+            error = np.abs(values - trajectory.root_values)
+            self.priority[slots] = np.maximum(error, 1e-3) ** self.alpha
+
+    def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
+        """B unroll start positions, uniformly or by priority, with all their targets."""
+        n = len(self)
+        if n == 0:
+            raise ValueError("replay buffer is empty")
+        oldest = self.oldest
+        if self.prioritized:
+            slots_all = (np.arange(oldest, self.total)) % self.capacity
+            p = self.priority[slots_all]
+            p = p / p.sum()
+            pick = rng.choice(n, size=batch_size, p=p)
+            ids = oldest + pick
+            weights = (n * p[pick]) ** (-self.beta)
+            weights = (weights / weights.max()).astype(np.float32)
+        else:
+            ids = oldest + rng.integers(0, n, size=batch_size)
+            weights = np.ones(batch_size, np.float32)
+        return self._batch(ids.astype(np.int64), weights)
+
+    def update_priorities(self, ids: np.ndarray, errors: np.ndarray) -> None:
+        """New priorities |value error|^alpha for sampled positions still in the buffer."""
+        if not self.prioritized:
+            return
+        keep = ids >= self.oldest
+        self.priority[ids[keep] % self.capacity] = np.maximum(errors[keep], 1e-3) ** self.alpha
+
+    # ------------------------------------------------------------------ targets
+
+    def _n_step_values(self, ids: np.ndarray, end: np.ndarray) -> np.ndarray:
+        """[...] absolute ids and their episodes' ends -> n-step value targets (pips).
+
+        z_j = Σ_{m<n} γ^m r_{j+m} + γ^n v_{j+n}, where terms at or past the episode's end are 0
+        (the session end is a true terminal). Ids at or past their episode's end get 0.
+        """
+        inside = ids < end
+        value = np.zeros(ids.shape, np.float64)
+        for m in range(self.n_step):
+            j = ids + m
+            ok = inside & (j < end)
+            value += np.where(ok, self.discount**m * self.rewards[j % self.capacity], 0.0)
+        j = ids + self.n_step
+        ok = inside & (j < end)
+        value += np.where(ok, self.discount**self.n_step * self.root_values[j % self.capacity], 0.0)
+        return value.astype(np.float32)
+
+    def _batch(self, ids: np.ndarray, weights: np.ndarray) -> Batch:
+        k = self.unroll_steps
+        first = ids % self.capacity
+        end = self.episode_end[first]  # [B] all steps of an unroll share the first's episode
+        steps = ids[:, None] + np.arange(k + 1)[None, :]  # [B, K+1]
+        inside = steps < end[:, None]  # [B, K+1]
+        slots = steps % self.capacity
+        # Positions past the end may hold another episode's data: everything there is masked.
+        episode_end = np.where(inside, self.episode_end[slots], end[:, None])
+        value_ids = np.where(inside, steps, end[:, None])
+        value_target = self._n_step_values(value_ids, episode_end)
+        actions = np.where(inside[:, :k], self.actions[slots[:, :k]], HOLD).astype(np.int64)
+        raw_outcomes = self.outcomes[slots[:, :k]].astype(np.int64)
+        known = inside[:, :k] & (raw_outcomes >= 0)
+        outcomes = np.where(known, raw_outcomes, NEUTRAL)
+        reward_target = np.where(inside[:, :k], self.rewards[slots[:, :k]], 0.0).astype(np.float32)
+        side = np.where(inside, self.side[slots], 0)
+        legal = legal_mask(side)
+        policy = np.where(inside[..., None], self.policies[slots], 0.0).astype(np.float32)
+        return Batch(
+            ids=ids,
+            rows=self.rows[first].copy(),
+            static=self.static[first].copy(),
+            actions=actions,
+            outcomes=outcomes,
+            outcome_mask=known.astype(np.float32),
+            legal=legal,
+            value_target=value_target,
+            reward_target=reward_target,
+            policy_target=policy,
+            state_mask=inside.astype(np.float32),
+            weights=weights,
+        )

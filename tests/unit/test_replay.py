@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from micro.env.actions import BUY, CLOSE, FLAT, HOLD, LONG
+from micro.train.replay import ReplayBuffer, Trajectory
+
+
+def episode(rewards: list[float], values: list[float], first_row: int = 100) -> Trajectory:
+    t = len(rewards)
+    side = np.array([FLAT] + [LONG] * (t - 1), np.int8)
+    actions = np.array([BUY] + [HOLD] * (t - 2) + [CLOSE], np.int8)[:t]
+    return Trajectory(
+        rows=np.arange(first_row, first_row + t, dtype=np.int64),
+        static=np.arange(t * 6, dtype=np.float32).reshape(t, 6),
+        side=side,
+        actions=actions,
+        rewards=np.array(rewards, np.float32),
+        outcomes=np.array([2] * (t - 1) + [-1], np.int8),
+        root_values=np.array(values, np.float32),
+        policies=np.tile(np.array([0.1, 0.6, 0.3, 0.0], np.float32), (t, 1)),
+        weight_version=3,
+        actor=0,
+    )
+
+
+def buffer(**kw) -> ReplayBuffer:
+    args = dict(capacity=1000, unroll_steps=2, n_step=2, discount=0.5)
+    args.update(kw)
+    return ReplayBuffer(**args)
+
+
+def test_n_step_value_targets_are_hand_computed_and_stop_at_the_terminal() -> None:
+    replay = buffer()
+    replay.add(episode([1, 2, 4, 8], [10, 20, 40, 80]))
+    batch = replay._batch(np.array([0, 2, 3]), np.ones(3, np.float32))
+    # z_0 = r0 + γ r1 + γ² v2 = 1 + 1 + 0.25*40 = 12
+    # z_1 = r1 + γ r2 + γ² v3 = 2 + 2 + 0.25*80 = 24
+    # z_2 = r2 + γ r3 (v4 is past the end: 0) = 4 + 4 = 8
+    # z_3 = r3 = 8 ; past the end: 0
+    np.testing.assert_allclose(batch.value_target[0], [12, 24, 8])
+    np.testing.assert_allclose(batch.value_target[1], [8, 8, 0])
+    np.testing.assert_allclose(batch.value_target[2], [8, 0, 0])
+    np.testing.assert_allclose(batch.state_mask[2], [1, 0, 0])
+
+
+def test_unroll_targets_follow_the_episode_and_mask_past_its_end() -> None:
+    replay = buffer()
+    replay.add(episode([1, 2, 4], [0, 0, 0], first_row=50))
+    replay.add(episode([5, 5, 5], [0, 0, 0], first_row=900))
+    batch = replay._batch(np.array([1]), np.ones(1, np.float32))
+    assert batch.rows[0] == 51
+    np.testing.assert_array_equal(batch.actions[0], [HOLD, CLOSE])
+    np.testing.assert_allclose(batch.reward_target[0], [2, 4])
+    # the outcome of the episode's last step is unknown (-1): masked
+    np.testing.assert_array_equal(batch.outcome_mask[0], [1, 0])
+    batch = replay._batch(np.array([2]), np.ones(1, np.float32))
+    # state 1 and 2 are past the end: the next episode's data must not leak in
+    np.testing.assert_allclose(batch.reward_target[0], [4, 0])
+    np.testing.assert_array_equal(batch.state_mask[0], [1, 0, 0])
+    assert batch.policy_target[0, 1:].sum() == 0
+
+
+def test_legal_masks_follow_the_recorded_side() -> None:
+    replay = buffer()
+    replay.add(episode([0, 0, 0], [0, 0, 0]))
+    batch = replay._batch(np.array([0]), np.ones(1, np.float32))
+    np.testing.assert_array_equal(batch.legal[0, 0], [True, True, True, False])
+    np.testing.assert_array_equal(batch.legal[0, 1], [True, False, False, True])
+
+
+def test_ring_overwrites_oldest_positions_and_samples_only_live_ones() -> None:
+    replay = buffer(capacity=5)
+    replay.add(episode([1, 1, 1], [0, 0, 0], first_row=10))
+    replay.add(episode([2, 2, 2], [0, 0, 0], first_row=20))
+    assert len(replay) == 5 and replay.oldest == 1
+    batch = replay.sample(200, np.random.default_rng(0))
+    assert batch.ids.min() >= 1 and batch.ids.max() <= 5
+    assert set(batch.rows.tolist()) <= {11, 12, 20, 21, 22}
+
+
+def test_sampling_is_reproducible_by_seed() -> None:
+    replay = buffer()
+    for i in range(5):
+        replay.add(episode([i, 1, 2, 3], [0, 1, 2, 3], first_row=i * 10))
+    a = replay.sample(16, np.random.default_rng(7))
+    b = replay.sample(16, np.random.default_rng(7))
+    np.testing.assert_array_equal(a.ids, b.ids)
+
+
+def test_prioritised_sampling_prefers_large_errors_and_weights_correct_for_it() -> None:
+    replay = buffer(prioritized=True, priority_alpha=1.0, priority_beta=1.0)
+    replay.add(episode([0, 0, 0, 0], [0, 0, 0, 0]))
+    replay.update_priorities(np.array([0, 1, 2, 3]), np.array([30.0, 1.0, 1.0, 1.0]))
+    batch = replay.sample(500, np.random.default_rng(1))
+    assert (batch.ids == 0).mean() > 0.8
+    assert batch.weights[batch.ids == 0].max() < batch.weights[batch.ids != 0].min()
+
+
+def test_empty_buffer_refuses_to_sample() -> None:
+    with pytest.raises(ValueError):
+        buffer().sample(4, np.random.default_rng(0))
