@@ -1,0 +1,142 @@
+"""The learner: Stochastic MuZero's unrolled loss and one optimiser step.
+
+For a start position with window and position features, the network is unrolled K steps along
+the actions actually taken and the true chance outcomes (known labels, so no VQ encoder):
+
+    s_0 = h(window, static)
+    for k in 0..K:   (p_k, v_k) = f(s_k)                 policy CE, value CE (two-hot)
+      if k < K:      as_k = φ(s_k, a_k); (σ_k, Q_k) = ψ(as_k)   σ CE vs c_k, Q CE vs z_k
+                     (s_{k+1}, r_k) = g(as_k, c_k)        reward CE vs r_k
+
+The afterstate's Q target is the same n-step value target z_k as its state (DESIGN.md). The
+gradient into each next hidden state is halved (MuZero's scaling), and every term is averaged
+over the unroll so K does not change the loss scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from micro.config import Config
+from micro.model.support import Support
+from micro.train.replay import Batch
+
+LOSS_TERMS = ("policy", "value", "reward", "chance", "afterstate_q")
+
+
+def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Identity forward; gradient multiplied by `scale` backward."""
+    return x * scale + x.detach() * (1.0 - scale)
+
+
+@dataclass(frozen=True)
+class LossOutput:
+    total: torch.Tensor  # scalar, weighted sum of the terms
+    terms: dict[str, float]  # each term's mean (unweighted)
+    value_errors: np.ndarray  # [B] |predicted v_0 − z_0| pips, for prioritised replay
+
+
+def unroll_loss(
+    net: torch.nn.Module,
+    batch: Batch,
+    windows: np.ndarray,
+    config: Config,
+    value_support: Support,
+    reward_support: Support,
+) -> LossOutput:
+    """The weighted Stochastic MuZero loss of one batch (windows: [B, W, 9] for batch.rows)."""
+    train = config.train
+    k_steps = batch.actions.shape[1]
+    window = torch.from_numpy(windows)
+    static = torch.from_numpy(batch.static)
+    actions = torch.from_numpy(batch.actions)
+    outcomes = torch.from_numpy(batch.outcomes)
+    outcome_mask = torch.from_numpy(batch.outcome_mask)
+    legal = torch.from_numpy(batch.legal)
+    value_target = torch.from_numpy(batch.value_target)
+    reward_target = torch.from_numpy(batch.reward_target)
+    policy_target = torch.from_numpy(batch.policy_target)
+    state_mask = torch.from_numpy(batch.state_mask)
+    weights = torch.from_numpy(batch.weights)
+
+    state = net.represent(window, static)
+    sums = {term: torch.zeros(len(weights)) for term in LOSS_TERMS}
+    value_errors = np.zeros(len(weights), np.float32)
+    for k in range(k_steps + 1):
+        policy_logits, value_logits = net.predict(state)
+        masked = policy_logits.masked_fill(~legal[:, k], -1e9)
+        policy_ce = -(policy_target[:, k] * F.log_softmax(masked, dim=-1)).sum(-1)
+        sums["policy"] += policy_ce * state_mask[:, k]
+        sums["value"] += value_support.cross_entropy(value_logits, value_target[:, k])
+        if k == 0:
+            with torch.no_grad():
+                v0 = value_support.to_scalar(value_logits)
+                value_errors = (v0 - value_target[:, 0]).abs().numpy()
+        if k == k_steps:
+            break
+        afterstate = net.afterstate(state, actions[:, k])
+        chance_logits, q_logits = net.afterstate_predict(afterstate)
+        chance_ce = F.cross_entropy(chance_logits, outcomes[:, k], reduction="none")
+        sums["chance"] += chance_ce * outcome_mask[:, k]
+        q_ce = value_support.cross_entropy(q_logits, value_target[:, k])
+        sums["afterstate_q"] += q_ce * state_mask[:, k]
+        state, reward_logits = net.dynamics(afterstate, outcomes[:, k])
+        sums["reward"] += reward_support.cross_entropy(reward_logits, reward_target[:, k])
+        state = scale_gradient(state, 0.5)
+
+    per_term = {
+        "policy": sums["policy"] / (k_steps + 1),
+        "value": sums["value"] / (k_steps + 1),
+        "reward": sums["reward"] / k_steps,
+        "chance": sums["chance"] / k_steps,
+        "afterstate_q": sums["afterstate_q"] / k_steps,
+    }
+    loss_weights = {
+        "policy": train.loss_policy,
+        "value": train.loss_value,
+        "reward": train.loss_reward,
+        "chance": train.loss_chance,
+        "afterstate_q": train.loss_afterstate_q,
+    }
+    total = sum(loss_weights[t] * (per_term[t] * weights).mean() for t in LOSS_TERMS)
+    terms = {t: float(per_term[t].mean().detach()) for t in LOSS_TERMS}
+    return LossOutput(total=total, terms=terms, value_errors=value_errors)
+
+
+class Learner:
+    """Owns the optimiser; `step(batch, windows)` applies one clipped AdamW update."""
+
+    def __init__(self, net: torch.nn.Module, config: Config) -> None:
+        self.net = net
+        self.config = config
+        self.value_support = Support(config.model.value_support)
+        self.reward_support = Support(config.model.reward_support)
+        self.optimizer = torch.optim.AdamW(
+            net.parameters(),
+            lr=config.train.learning_rate,
+            weight_decay=config.train.weight_decay,
+        )
+        self.steps = 0
+
+    def step(self, batch: Batch, windows: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
+        """One gradient step; returns (losses by term + total + grad_norm, value errors [B])."""
+        self.net.train()
+        out = unroll_loss(
+            self.net, batch, windows, self.config, self.value_support, self.reward_support
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        out.total.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            self.net.parameters(), self.config.train.grad_clip
+        )
+        self.optimizer.step()
+        self.steps += 1
+        self.net.eval()
+        report = dict(out.terms)
+        report["total"] = float(out.total.detach())
+        report["grad_norm"] = float(grad_norm)
+        return report, out.value_errors
