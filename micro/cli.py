@@ -19,6 +19,7 @@ from micro.errors import UserError
 COMMAND_MODULES = (
     "micro.data.commands",
     "micro.config_commands",
+    "micro.train.commands",
     "micro.up",
 )
 

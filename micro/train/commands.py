@@ -1,0 +1,66 @@
+"""`micro train`: run self-play actors and the learner until stopped or a limit is reached."""
+
+from __future__ import annotations
+
+import argparse
+
+from micro.runtime import Context
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    train = sub.add_parser(
+        "train",
+        parents=[common],
+        help="self-play trainer (runs until stopped; resumes from checkpoints/latest.pth)",
+    )
+    train.add_argument("--max-episodes", type=_positive_int, default=None, metavar="N")
+    train.add_argument("--max-minutes", type=_positive_float, default=None, metavar="M")
+    train.add_argument(
+        "--actors",
+        type=_positive_int,
+        default=None,
+        metavar="K",
+        help="actor processes (default: train.actors)",
+    )
+    train.add_argument(
+        "--envs-per-actor",
+        type=_positive_int,
+        default=None,
+        metavar="B",
+        help="environments per actor (default: train.envs_per_actor)",
+    )
+    train.set_defaults(handler=run_train)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def run_train(ctx: Context) -> int:
+    from micro import atomic
+    from micro.config import replace
+    from micro.train.trainer import Limits, Trainer
+
+    ctx.start_logging("train")
+    config = ctx.config
+    overrides = {}
+    if ctx.args.actors is not None:
+        overrides["train.actors"] = ctx.args.actors
+    if ctx.args.envs_per_actor is not None:
+        overrides["train.envs_per_actor"] = ctx.args.envs_per_actor
+    if overrides:
+        config = replace(config, **overrides)
+    limits = Limits(max_episodes=ctx.args.max_episodes, max_minutes=ctx.args.max_minutes)
+    trainer = Trainer(ctx.home, config, limits)
+    atomic.write_json(ctx.home.monitoring / "trainer" / "config.json", config.to_dict())
+    return trainer.run()
