@@ -104,6 +104,8 @@ class EnvConfig:
     """`mtm`: mark-to-market pips each bar net of costs; `amddp1`: pips − k·drawdown on close."""
     drawdown_penalty: float = _f(0.01, ge=0.0)
     """k of `amddp1`: weight of the trade's max drawdown (pips) subtracted on close."""
+    use_stop_loss: bool = True
+    """Close a position at `risk.stop_loss_pips` from entry, as the broker-side stop would."""
 
 
 @dataclass(frozen=True)
@@ -395,6 +397,13 @@ def replace(config: Config, **dotted: Any) -> Config:
     _merge(tree, config.to_dict(redact=False), source="config", from_text=False)
     for key, value in dotted.items():
         _set_dotted(tree, key, value, source=key, from_text=False)
+    return with_checks(_build(Config, tree, prefix=""))
+
+
+def config_from_dict(plain: Mapping[str, Any], source: str = "config") -> Config:
+    """Rebuild (and validate) a Config from `Config.to_dict(redact=False)` output."""
+    tree: dict[str, Any] = {}
+    _merge(tree, plain, source=source, from_text=False)
     return with_checks(_build(Config, tree, prefix=""))
 
 
