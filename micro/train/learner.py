@@ -68,8 +68,11 @@ def unroll_loss(
     value_errors = np.zeros(len(weights), np.float32)
     for k in range(k_steps + 1):
         policy_logits, value_logits = net.predict(state)
-        masked = policy_logits.masked_fill(~legal[:, k], -1e9)
-        policy_ce = -(policy_target[:, k] * F.log_softmax(masked, dim=-1)).sum(-1)
+        legal_k = legal[:, k]
+        log_probs = F.log_softmax(policy_logits.masked_fill(~legal_k, -1e9), dim=-1)
+        target = policy_target[:, k] * legal_k  # illegal actions never carry policy mass
+        target = target / target.sum(-1, keepdim=True).clamp_min(1e-8)
+        policy_ce = -(target * log_probs.masked_fill(~legal_k, 0.0)).sum(-1)
         sums["policy"] += policy_ce * state_mask[:, k]
         sums["value"] += value_support.cross_entropy(value_logits, value_target[:, k])
         if k == 0:

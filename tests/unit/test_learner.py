@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from micro.config import Config, replace
+from micro.model.networks import StochasticMuZeroNet
+from micro.train.learner import LOSS_TERMS, Learner, scale_gradient
+from micro.train.replay import ReplayBuffer, Trajectory
+
+
+def small_config() -> Config:
+    return replace(
+        Config(),
+        **{
+            "model.tcn_channels": 16,
+            "model.hidden": 32,
+            "model.mlp_hidden": 32,
+            "model.static_hidden": 16,
+            "train.batch_size": 32,
+            "train.unroll_steps": 3,
+            "train.n_step": 3,
+            "train.learning_rate": 3e-3,
+        },
+    )
+
+
+def filled_replay(config: Config, rng: np.random.Generator) -> ReplayBuffer:
+    replay = ReplayBuffer(
+        1000, unroll_steps=config.train.unroll_steps, n_step=config.train.n_step, discount=0.99
+    )
+    for e in range(4):
+        t = 40
+        side = rng.integers(-1, 2, size=t).astype(np.int8)
+        actions = np.where(
+            side == 0, rng.integers(0, 3, size=t), np.where(rng.random(t) < 0.5, 0, 3)
+        )
+        replay.add(
+            Trajectory(
+                rows=np.arange(100 + e * 50, 100 + e * 50 + t, dtype=np.int64),
+                static=rng.normal(size=(t, 6)).astype(np.float32),
+                side=side,
+                actions=actions.astype(np.int8),
+                rewards=rng.normal(0, 3, size=t).astype(np.float32),
+                outcomes=rng.integers(0, 3, size=t).astype(np.int8),
+                root_values=rng.normal(0, 5, size=t).astype(np.float32),
+                policies=np.full((t, 4), 0.25, np.float32),
+                weight_version=0,
+                actor=0,
+            )
+        )
+    return replay
+
+
+def test_learner_overfits_a_fixed_batch_and_reports_every_term() -> None:
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    config = small_config()
+    net = StochasticMuZeroNet(config.model, window=config.features.window)
+    learner = Learner(net, config)
+    batch = filled_replay(config, rng).sample(32, rng)
+    windows = rng.normal(size=(32, config.features.window, 9)).astype(np.float32)
+    first, _ = learner.step(batch, windows)
+    for _ in range(60):
+        last, errors = learner.step(batch, windows)
+    assert set(LOSS_TERMS) <= set(first)
+    assert all(np.isfinite(v) for v in last.values())
+    assert last["total"] < 0.6 * first["total"]
+    assert errors.shape == (32,)
+    assert learner.steps == 61
+
+
+def test_illegal_actions_get_no_policy_mass_in_the_loss() -> None:
+    """A target on an illegal action cannot be learned: masked logits give it no probability."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(1)
+    config = small_config()
+    net = StochasticMuZeroNet(config.model, window=config.features.window)
+    learner = Learner(net, config)
+    batch = filled_replay(config, rng).sample(8, rng)
+    windows = rng.normal(size=(8, config.features.window, 9)).astype(np.float32)
+    report, _ = learner.step(batch, windows)
+    assert np.isfinite(report["policy"]) and report["policy"] < 5.0  # ~log(3), not 1e9
+
+
+def test_scale_gradient_halves_the_gradient_only() -> None:
+    x = torch.tensor([2.0], requires_grad=True)
+    y = scale_gradient(x * 3, 0.5)
+    y.backward()
+    assert float(y.detach()) == 6.0 and float(x.grad) == 1.5
