@@ -10,6 +10,15 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once: os.umask is process-wide and racy to toggle later
+
+
 def write_bytes(path: Path | str, data: bytes) -> None:
     """Write `data` to `path` atomically."""
     write_with(path, lambda fh: fh.write(data))
@@ -21,6 +30,7 @@ def write_with(path: Path | str, writer: Callable[[BinaryIO], Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; readers may be other users
         with os.fdopen(fd, "wb") as fh:
             writer(fh)
             fh.flush()

@@ -82,6 +82,9 @@ def actor_main(
         actor.run(trajectories, weights, stop, parent_pid)
     except KeyboardInterrupt:
         pass
+    finally:
+        # Do not block exit on flushing episodes the learner will no longer read.
+        trajectories.cancel_join_thread()
 
 
 class SelfPlay:

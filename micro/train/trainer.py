@@ -247,9 +247,11 @@ class Trainer:
     def _stop_actors(self) -> None:
         self.stop_event.set()
         deadline = time.monotonic() + 5.0
-        for slot in self.actors:
-            if slot.process is not None:
-                slot.process.join(timeout=max(deadline - time.monotonic(), 0.1))
+        while time.monotonic() < deadline and any(
+            s.process is not None and s.process.is_alive() for s in self.actors
+        ):
+            self._drain()  # an actor blocked on a full pipe must be able to finish
+            time.sleep(0.05)
         for slot in self.actors:
             if slot.process is not None and slot.process.is_alive():
                 slot.process.terminate()
@@ -282,6 +284,17 @@ class Trainer:
                 slot.episodes += 1
                 received += len(trajectory)
         return received
+
+    def _drain(self) -> None:
+        """Read and drop whatever actors are still sending (used while stopping)."""
+        for slot in self.actors:
+            if slot.trajectories is None:
+                continue
+            try:
+                while True:
+                    slot.trajectories.get_nowait()
+            except (queue.Empty, OSError, EOFError, ValueError):
+                pass
 
     def _accept(self, trajectory: Trajectory, summary: EpisodeSummary) -> None:
         self.replay.add(trajectory)
