@@ -1,0 +1,199 @@
+"""`micro train` as a user runs it: real subprocesses, real files, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from micro.config import load_config
+from micro.model.checkpoint import load_checkpoint, read_sidecar
+from tests.conftest import micro_env, run_micro
+
+TINY = """
+[model]
+tcn_channels = 16
+hidden = 32
+mlp_hidden = 32
+static_hidden = 16
+[mcts]
+simulations = 3
+[train]
+envs_per_actor = 8
+batch_size = 32
+min_replay = 200
+checkpoint_every_episodes = 8
+latest_every_seconds = 1
+report_every_seconds = 0.5
+publish_weights_steps = 5
+"""
+
+
+@pytest.fixture(scope="module")
+def prepared_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("template")
+    assert run_micro(home, "data", "synth", "--days", "30", "--seed", "3").returncode == 0
+    assert run_micro(home, "data", "prepare").returncode == 0
+    (home / "micro.toml").write_text(TINY)
+    return home
+
+
+@pytest.fixture
+def trained_home(prepared_template: Path, tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    shutil.copytree(prepared_template, home)
+    return home
+
+
+def start_train(home: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "micro.cli", "train", *args],
+        cwd=home,
+        env=micro_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def wait_for(predicate, timeout: float = 120.0, every: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(every)
+    raise AssertionError("condition not met in time")
+
+
+def status(home: Path) -> dict:
+    try:
+        return json.loads((home / "monitoring" / "trainer" / "status.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is dead for our purposes
+        with open(f"/proc/{pid}/status") as fh:
+            return "zombie" not in fh.read().lower()
+    except FileNotFoundError:
+        return False
+
+
+def test_train_without_prepared_data_says_what_to_run(home: Path) -> None:
+    result = run_micro(home, "train", "--max-episodes", "1")
+    assert result.returncode == 2
+    assert "micro data synth" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_bounded_run_writes_checkpoints_sidecars_and_monitoring(trained_home: Path) -> None:
+    result = run_micro(trained_home, "train", "--max-episodes", "16", timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    ckpts = trained_home / "checkpoints"
+    numbered = sorted(p.name for p in ckpts.glob("ckpt_ep*.pth"))
+    assert numbered and numbered[0] == "ckpt_ep0000008.pth"
+    sidecar = read_sidecar(ckpts / "latest.pth")
+    assert sidecar is not None and sidecar["episode"] >= 16 and sidecar["learner_step"] >= 1
+    for key in ("format_version", "created_at", "model_config_hash", "sha256"):
+        assert key in sidecar
+    config = load_config(trained_home, environ={})
+    loaded = load_checkpoint(ckpts / "latest.pth", config)
+    assert loaded.trainer_state["episodes"] == sidecar["episode"]
+    final = status(trained_home)
+    assert final["state"] == "stopped" and final["episodes"] >= 16
+    assert set(final["losses"]) >= {"policy", "value", "reward", "chance", "afterstate_q"}
+    assert abs(sum(final["action_distribution"].values()) - 1.0) < 1e-6
+    metrics = (trained_home / "monitoring" / "trainer" / "metrics.jsonl").read_text().splitlines()
+    assert metrics and "throughput/env_steps_per_s" in json.loads(metrics[-1])
+    assert list((trained_home / "monitoring" / "tensorboard").rglob("events.out.tfevents.*"))
+    saved = json.loads((trained_home / "monitoring" / "trainer" / "config.json").read_text())
+    assert saved["model"]["hidden"] == 32
+
+
+def test_sigterm_writes_latest_and_exits_0_quickly_leaving_no_actor(trained_home: Path) -> None:
+    proc = start_train(trained_home)
+    try:
+        wait_for(lambda: status(trained_home).get("episodes", 0) >= 8)
+        actor_pids = [a["pid"] for a in status(trained_home)["actors"]]
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        assert time.monotonic() - sent < 15
+    finally:
+        proc.kill()
+    wait_for(lambda: not any(alive(p) for p in actor_pids), timeout=10)
+    episodes = status(trained_home)["episodes"]
+    assert read_sidecar(trained_home / "checkpoints" / "latest.pth")["episode"] == episodes
+
+
+def test_a_crashed_actor_is_restarted_and_logged(trained_home: Path) -> None:
+    proc = start_train(trained_home)
+    try:
+        wait_for(lambda: status(trained_home).get("episodes", 0) >= 8)
+        first = status(trained_home)["actors"][0]["pid"]
+        os.kill(first, signal.SIGKILL)
+        wait_for(
+            lambda: (a := status(trained_home)["actors"][0])["restarts"] >= 1
+            and a["alive"]
+            and a["pid"] != first
+        )
+        before = status(trained_home)["episodes"]
+        wait_for(lambda: status(trained_home)["episodes"] > before)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+    log = (trained_home / "monitoring" / "trainer" / "trainer.log").read_text()
+    assert "actor 0 died" in log
+
+
+@pytest.mark.slow
+def test_sigkill_at_any_moment_leaves_no_broken_checkpoint_and_resume_continues(
+    trained_home: Path,
+) -> None:
+    config = load_config(trained_home, environ={})
+    last_episode = 0
+    for delay in (4.0, 7.5, 11.0):
+        proc = start_train(trained_home)
+        time.sleep(delay)
+        actor_pids = [a["pid"] for a in status(trained_home).get("actors", []) if a["pid"]]
+        proc.kill()  # SIGKILL: no handler runs
+        proc.wait(timeout=10)
+        wait_for(lambda pids=actor_pids: not any(alive(p) for p in pids), timeout=10)
+        for pth in (trained_home / "checkpoints").glob("*.pth"):
+            loaded = load_checkpoint(pth, config)  # raises on a broken file
+            assert loaded.sidecar is not None
+        leftovers = [p.name for p in (trained_home / "checkpoints").iterdir() if ".tmp" in p.name]
+        assert leftovers == [] or all(p.startswith(".") for p in leftovers)
+        latest = read_sidecar(trained_home / "checkpoints" / "latest.pth")
+        if latest is not None:
+            assert latest["episode"] >= last_episode  # resumed, never went back
+            last_episode = latest["episode"]
+    assert last_episode > 0
+    result = run_micro(trained_home, "train", "--max-episodes", "8", timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "resumed from" in (trained_home / "monitoring" / "trainer" / "trainer.log").read_text()
+    resumed = read_sidecar(trained_home / "checkpoints" / "latest.pth")
+    assert resumed["episode"] >= last_episode + 8
+
+
+def test_a_checkpoint_from_another_model_config_is_refused_naming_the_setting(
+    trained_home: Path,
+) -> None:
+    assert run_micro(trained_home, "train", "--max-episodes", "8", timeout=300).returncode == 0
+    result = run_micro(trained_home, "train", "--max-episodes", "8", "--set", "model.hidden=48")
+    assert result.returncode == 2
+    assert "model.hidden" in result.stderr and "Traceback" not in result.stderr
