@@ -242,6 +242,12 @@ class ValidationConfig:
     """Horizon of Bandy's safe-f drawdown simulation (years at the observed trade rate)."""
     safe_f_drawdown_tolerance: float = _f(0.20, gt=0.0, lt=1.0)
     """Safe-f: the 95th-percentile drawdown over the horizon must stay within this."""
+    safe_f_max: float = _f(1.0, gt=0.0, le=100.0)
+    """Largest safe-f searched: f = 1 trades one unit per `account_pips` of equity."""
+    ma_fast_bars: int = _f(10, ge=1, le=10_000)
+    """Fast simple moving average of the crossover baseline (bars of closes)."""
+    ma_slow_bars: int = _f(60, ge=2, le=10_000)
+    """Slow simple moving average of the crossover baseline (bars); must exceed the fast one."""
     random_baselines: int = _f(1000, ge=10)
     """Random-entry traders the agent is ranked against."""
     checkpoint_time_limit_seconds: float = _f(900.0, gt=0.0)
@@ -579,6 +585,8 @@ def with_checks(config: Config) -> Config:
             "config: data.train_fraction + data.validation_fraction must be < 1 "
             "(the rest is the test split)"
         )
+    if config.validation.ma_fast_bars >= config.validation.ma_slow_bars:
+        raise ConfigError("config: validation.ma_fast_bars must be < validation.ma_slow_bars")
     if config.features.window > config.data.session_bars:
         raise ConfigError("config: features.window must not exceed data.session_bars")
     return config

@@ -1,0 +1,152 @@
+"""Benchmark of `micro data prepare`: synthetic bars through features, labels, sessions, tables.
+
+Synthesises `--bars` M1 bars (default 1.3 million, ~3.5 years like the original GBPJPY set),
+writes them to a store in a temporary folder, then runs `prepare_store` in a child process so
+the synthesis' memory does not count, and reports the child's wall time and peak RSS. The numba
+kernels are compiled (or loaded from cache) in the child on a tiny store before the clock
+starts. A plain pandas rolling-window implementation of the same features and labels is timed on
+a slice in the same run as the reference (and checked against the fast path). Prints one JSON
+object. Target: 1.3 M bars prepared in ≤ 30 s and ≤ 2 GiB on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from micro.config import Config
+from micro.data.store import connect, write_candles
+from micro.data.synth import days_for_bars, synthesize
+from micro.features.outcomes import outcome_labels
+from micro.features.temporal import raw_features
+
+INSTRUMENT = "GBP_JPY"
+PIP = 0.01
+
+CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+from micro.config import Config
+from micro.data.prepare import prepare_store
+prepare_store(Path(sys.argv[2]), Config())  # compile or load the numba kernels
+started = time.perf_counter()
+summary = prepare_store(Path(sys.argv[1]), Config(), force=True)
+seconds = time.perf_counter() - started
+peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+sessions = summary["sessions"]
+print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_kb / 1024, "sessions": sessions}))
+"""
+
+
+def reference_features(frame: pd.DataFrame, range_bars: int = 60, fast_bars: int = 5) -> np.ndarray:
+    """[T, 9] raw features (momentum/range unscaled pips) with plain pandas rolling windows."""
+    close, high, low = frame["close"], frame["high"], frame["low"]
+    hi = high.rolling(range_bars).max()
+    lo = low.rolling(range_bars).min()
+    out = pd.DataFrame(index=frame.index)
+    out[0] = ((close - lo) / np.maximum(hi - lo, PIP)).clip(0.0, 1.0)
+    out[1] = (close - close.shift(range_bars)) / PIP
+    out[2] = (hi - lo) / PIP
+    out[3] = np.tanh((close - close.shift(fast_bars)) / PIP / 10.0)
+    out[4] = np.tanh((close - close.shift(1)) / PIP / 10.0)
+    ts = frame["ts"]
+    weekday = ts.dt.day_of_week
+    out[5] = np.cos(2 * np.pi * weekday / 7)
+    out[6] = np.sin(2 * np.pi * weekday / 7)
+    week_open = (ts - pd.Timedelta(hours=21)).dt.to_period("W-SAT").dt.start_time + pd.Timedelta(
+        hours=21
+    )
+    hours = ((ts - week_open) / pd.Timedelta(hours=1)).clip(0.0, 120.0 - 1.0 / 60.0)
+    out[7] = np.cos(2 * np.pi * hours / 120.0)
+    out[8] = np.sin(2 * np.pi * hours / 120.0)
+    history = max(range_bars, fast_bars)
+    values = out.to_numpy(dtype=np.float64)
+    values[:history] = np.nan
+    return values
+
+
+def reference_outcomes(close: pd.Series, std_bars: int = 20, k: float = 0.33) -> np.ndarray:
+    """[T] int8 outcome labels with a pandas rolling std."""
+    change = close.diff()
+    thr = k * change.rolling(std_bars).std(ddof=0)
+    d = close.shift(-1) - close
+    labels = np.where(d > thr, 2, np.where(d < -thr, 0, 1)).astype(np.int8)
+    labels[thr.isna().to_numpy() | d.isna().to_numpy()] = -1
+    return labels
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bars", type=int, default=1_300_000)
+    parser.add_argument("--reference-bars", type=int, default=200_000)
+    args = parser.parse_args()
+    config = Config()
+
+    started = time.perf_counter()
+    frame = synthesize(INSTRUMENT, days_for_bars(args.bars), 7, "trend", "2019-01-07")
+    frame = frame.iloc[: args.bars].reset_index(drop=True)
+    synth_seconds = time.perf_counter() - started
+
+    with tempfile.TemporaryDirectory(prefix="micro-bench-") as tmp:
+        store = Path(tmp) / "market.duckdb"
+        warm = Path(tmp) / "warm.duckdb"
+        for path, part in ((store, frame), (warm, frame.iloc[:20_000])):
+            con = connect(path)
+            write_candles(con, INSTRUMENT, part)
+            con.close()
+        child = subprocess.run(
+            [sys.executable, "-c", CHILD, str(store), str(warm)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if child.returncode != 0:
+            sys.stderr.write(child.stderr)
+            raise SystemExit(f"prepare failed in the child process (exit {child.returncode})")
+        result = json.loads(child.stdout.strip().splitlines()[-1])
+
+    part = frame.iloc[: args.reference_bars].reset_index(drop=True)
+    started = time.perf_counter()
+    expected = reference_features(part)
+    expected_outcome = reference_outcomes(part["close"])
+    reference_seconds = time.perf_counter() - started
+    ts = part["ts"].to_numpy().astype("datetime64[s]").astype(np.int64)
+    raw_features(
+        ts[:100], part["high"][:100], part["low"][:100], part["close"][:100], PIP, config.features
+    )
+    outcome_labels(part["close"].to_numpy()[:100], config.features)  # load the compiled kernels
+    started = time.perf_counter()
+    fast = raw_features(ts, part["high"], part["low"], part["close"], PIP, config.features)
+    fast_outcome = outcome_labels(part["close"].to_numpy(), config.features)
+    fast_seconds = time.perf_counter() - started
+    both = np.isfinite(expected) & np.isfinite(fast)
+    max_diff = float(np.max(np.abs(expected[both] - fast[both]))) if both.any() else 0.0
+
+    print(
+        json.dumps(
+            {
+                "bars": len(frame),
+                "seconds": round(result["seconds"], 3),
+                "peak_rss_mb": round(result["peak_rss_mb"], 1),
+                "synth_seconds": round(synth_seconds, 3),
+                "reference_bars_per_s": round(len(part) / reference_seconds),
+                "bars_per_s": round(len(frame) / result["seconds"]),
+                "features_bars_per_s": round(len(part) / fast_seconds),
+                "reference_max_abs_diff": max_diff,
+                "reference_outcomes_agree": float(np.mean(expected_outcome == fast_outcome)),
+                "sessions": result["sessions"],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
