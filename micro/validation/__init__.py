@@ -1,0 +1,1 @@
+"""The validator: evaluation runs, trade metrics, Monte Carlo, safe-f, PSR/DSR, baselines."""

@@ -1,0 +1,280 @@
+"""Baselines on the agent's own sessions: random-entry traders, a moving-average crossover, and
+buy-and-hold. An agent worth promoting should beat all three on the same bars and costs.
+
+Random-entry traders differ from the agent only in *when* they enter and *which way*. Each one
+makes exactly the agent's trades per session with the agent's planned holding times (shuffled
+within the session) and the agent's side mix (the agent's sides shuffled over all its trades).
+In a session of L rows with m trades of holding times h_1..h_m (bars), the F = L − 1 − Σh free
+decision bars are spread before the trades by m independent uniform draws from 0..F, sorted:
+trade j enters s_j free bars plus the earlier trades' holding times after the session start, so
+trades never overlap (one may enter at the row the previous one left) and the last exits by the
+session's final row. A trade is priced like the env prices it (`micro.env`): entry at the close
+of its entry row paying spread + commission + slippage, exit at the close `h` rows later paying
+slippage, or earlier at the stop-loss (at the stop, or at the open of a bar that gapped past it).
+A parity test holds this pricing equal to `TradingEnv` replaying the same trades.
+
+The moving-average crossover (long when the fast SMA of closes is above the slow one, short when
+below; a flip closes at once and re-enters on the next bar) and buy-and-hold (long at each
+session's first decision, held to the session end unless stopped) are played by `run_sessions`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numba import njit
+
+from micro.config import Config
+from micro.env.actions import BUY, CLOSE, FLAT, HOLD, SELL
+from micro.env.costs import costs_for, gross_pips
+from micro.env.kernels import STOP_TOUCH_PIPS
+from micro.env.trading import Observation, run_sessions
+from micro.validation.metrics import covered_days, trade_metrics
+from micro.validation.montecarlo import percentiles
+
+if TYPE_CHECKING:
+    from micro.data.market import Market
+
+
+@dataclass(frozen=True)
+class RandomTraders:
+    """R random-entry traders of N trades each (planned placement and what it earned)."""
+
+    entry_rows: np.ndarray  # [R, N] int64 decision row of each entry
+    holding_bars: np.ndarray  # [R, N] int64 planned bars held (the agent's, shuffled)
+    sides: np.ndarray  # [R, N] int8 +1 long, −1 short (the agent's, shuffled)
+    sessions: np.ndarray  # [N] int64 session start row of trade j (the same for every trader)
+    pips: np.ndarray  # [R, N] float64 net of costs
+    bars_held: np.ndarray  # [R, N] int64 realised (shorter than planned when stopped)
+
+
+@njit(cache=True)
+def _price_trades(
+    entry_rows: np.ndarray,  # [R, N] int64
+    holding: np.ndarray,  # [R, N] int64 planned bars
+    sides: np.ndarray,  # [R, N] int8
+    open_: np.ndarray,  # [T] float64 mid
+    high: np.ndarray,  # [T] float64 mid
+    low: np.ndarray,  # [T] float64 mid
+    close: np.ndarray,  # [T] float64 mid
+    pip: float,
+    entry_cost: float,  # pips
+    exit_cost: float,  # pips
+    stop_pips: float,
+    use_stop: bool,
+    touch_pips: float,  # the env's tolerance for "the price reached the stop"
+) -> tuple[np.ndarray, np.ndarray]:
+    """[R, N] net pips and [R, N] realised bars of scripted trades, with the env's stop rule."""
+    runs, n = entry_rows.shape
+    pips = np.empty((runs, n))
+    bars = np.empty((runs, n), dtype=np.int64)
+    for r in range(runs):
+        for j in range(n):
+            e = entry_rows[r, j]
+            s = sides[r, j]
+            entry = close[e]
+            stop = entry - s * stop_pips * pip
+            exit_row = e + holding[r, j]
+            exit_price = close[exit_row]
+            for t in range(e + 1, exit_row + 1):
+                if not use_stop:
+                    break
+                adverse = low[t] if s > 0 else high[t]
+                if s * (open_[t] - stop) / pip <= -touch_pips:  # gapped past: filled at open
+                    exit_row, exit_price = t, open_[t]
+                    break
+                if s * (adverse - stop) / pip <= touch_pips:  # reached: filled at the stop
+                    exit_row, exit_price = t, stop
+                    break
+            pips[r, j] = gross_pips(s, entry, exit_price, pip) - entry_cost - exit_cost
+            bars[r, j] = exit_row - e
+    return pips, bars
+
+
+def random_traders(
+    market: Market,
+    config: Config,
+    starts: np.ndarray,
+    agent_trades: np.ndarray,
+    runs: int = 1000,
+    seed: int = 12345,
+) -> RandomTraders:
+    """`runs` random-entry traders matched to the agent's trades on the sessions `starts`."""
+    starts = np.sort(np.asarray(starts, dtype=np.int64))  # [S]
+    length = int(market.session_bars)
+    order = np.lexsort((agent_trades["entry_row"], agent_trades["session"]))
+    trades = agent_trades[order]
+    n = trades.size
+    session = np.asarray(trades["session"], dtype=np.int64)  # [N]
+    where = np.searchsorted(starts, session)  # [N] index of each trade's session in `starts`
+    known = np.isin(session, starts)
+    if not known.all():
+        raise ValueError(
+            f"agent_trades: session {session[~known][0]} is not in `starts`; pass the sessions "
+            "the agent played"
+        )
+    hold = np.asarray(trades["bars_held"], dtype=np.int64)  # [N]
+    if n and hold.min() < 1:
+        raise ValueError("agent_trades holds a trade of fewer than 1 bar")
+    used = np.bincount(where, weights=hold, minlength=starts.size)  # [S] bars
+    free = (length - 1) - used.astype(np.int64)  # [S] free decision bars
+    if np.any(free < 0):
+        raise ValueError(
+            f"agent_trades hold more than the {length - 1} bars of a session: they overlap"
+        )
+    rng = np.random.default_rng(seed)
+    first_of = np.searchsorted(where, where)  # [N] index of the session's first trade
+    shuffle = np.argsort(where[None, :] + rng.random((runs, n)), axis=1)  # [R, N] within session
+    holding = hold[shuffle]  # [R, N]
+    sides = np.asarray(trades["side"], dtype=np.int8)[np.argsort(rng.random((runs, n)), axis=1)]
+    gaps = np.floor(rng.random((runs, n)) * (free[where] + 1)[None, :]).astype(np.int64)
+    span = length + 1  # > any gap, so sorting keys keeps the sessions in order
+    gaps = np.sort(where[None, :] * span + gaps, axis=1) - where[None, :] * span  # [R, N]
+    before = np.cumsum(holding, axis=1) - holding  # [R, N] bars of earlier trades (all sessions)
+    before -= before[:, first_of]  # only this session's
+    entry_rows = starts[where][None, :] + gaps + before  # [R, N]
+    costs = costs_for(config, market.instrument)
+    pips, bars = _price_trades(
+        entry_rows, holding, sides,
+        np.ascontiguousarray(market.open, dtype=np.float64),
+        np.ascontiguousarray(market.high, dtype=np.float64),
+        np.ascontiguousarray(market.low, dtype=np.float64),
+        np.ascontiguousarray(market.close, dtype=np.float64),
+        float(market.pip), costs.entry_pips, costs.exit_pips,
+        float(config.risk.stop_loss_pips), bool(config.env.use_stop_loss), STOP_TOUCH_PIPS,
+    )  # fmt: skip
+    return RandomTraders(entry_rows, holding, sides, session, pips, bars)
+
+
+def percentile_rank(value: float, population: np.ndarray) -> float:
+    """Percent of `population` below `value`, ties counted half (0 … 100)."""
+    below = np.count_nonzero(population < value)
+    ties = np.count_nonzero(population == value)
+    return float(100.0 * (below + 0.5 * ties) / population.size)
+
+
+def random_entry_percentile(
+    market: Market,
+    config: Config,
+    starts: np.ndarray,
+    agent_trades: np.ndarray,
+    runs: int = 1000,
+    seed: int = 12345,
+) -> dict[str, Any]:
+    """The agent's percentile among `runs` random-entry traders, by expectancy (JSON-able).
+
+    Also the random traders' expectancy and total-pips percentiles 5/25/50/75/95. Total pips
+    rank the same as expectancy (every trader makes the agent's N trades).
+    """
+    n = int(agent_trades.size)
+    report: dict[str, Any] = {"runs": int(runs), "seed": int(seed), "trades": n}
+    if n == 0:
+        report.update(
+            agent_expectancy_pips=None, agent_total_pips=0.0, agent_percentile=None,
+            expectancy_pips=percentiles(np.zeros(0)), total_pips=percentiles(np.zeros(0)),
+        )  # fmt: skip
+        return report
+    traders = random_traders(market, config, starts, agent_trades, runs, seed)
+    expectancy = traders.pips.mean(axis=1)  # [R]
+    agent = float(np.mean(agent_trades["pips"]))
+    report.update(
+        agent_expectancy_pips=agent,
+        agent_total_pips=float(np.sum(agent_trades["pips"])),
+        agent_percentile=percentile_rank(agent, expectancy),
+        expectancy_pips=percentiles(expectancy),
+        total_pips=percentiles(traders.pips.sum(axis=1)),
+    )
+    return report
+
+
+def simple_moving_average(close: np.ndarray, bars: int) -> np.ndarray:
+    """[T] mean of the `bars` closes ending at each row; NaN before `bars` closes exist."""
+    out = np.full(close.shape[0], np.nan)
+    if close.shape[0] >= bars:
+        window = np.lib.stride_tricks.sliding_window_view(close, bars)  # [T − bars + 1, bars]
+        out[bars - 1 :] = window.mean(axis=1)
+    return out
+
+
+def moving_average_crossover(
+    market: Market, config: Config, starts: np.ndarray, fast: int = 10, slow: int = 60
+) -> np.ndarray:
+    """Trades ([K] TRADE_DTYPE) of the fast/slow SMA crossover on the sessions `starts`."""
+    if not 1 <= fast < slow:
+        raise ValueError(f"moving-average crossover needs 1 <= fast < slow, got {fast}/{slow}")
+    close = np.asarray(market.close, dtype=np.float64)
+    trend = np.sign(simple_moving_average(close, fast) - simple_moving_average(close, slow))
+    trend = np.nan_to_num(trend, nan=0.0).astype(np.int8)  # [T] +1 up, −1 down, 0 no signal
+
+    def policy(observation: Observation) -> np.ndarray:
+        want = trend[observation.rows]  # [B]
+        side = observation.side
+        action = np.full(side.shape, HOLD, dtype=np.int64)
+        action[(side == FLAT) & (want > 0)] = BUY
+        action[(side == FLAT) & (want < 0)] = SELL
+        action[(side != FLAT) & (want == -side)] = CLOSE
+        legal = observation.legal[np.arange(side.size), action]
+        return np.where(legal, action, HOLD)
+
+    return run_sessions(market, config, np.asarray(starts, dtype=np.int64), policy)
+
+
+def buy_and_hold(market: Market, config: Config, starts: np.ndarray) -> np.ndarray:
+    """Trades ([K] TRADE_DTYPE) of going long at each session's first decision and holding."""
+    first = int(market.session_bars) - 1  # steps_left at the first decision
+
+    def policy(observation: Observation) -> np.ndarray:
+        enter = (observation.side == FLAT) & (observation.steps_left == first)
+        return np.where(enter, BUY, HOLD).astype(np.int64)
+
+    return run_sessions(market, config, np.asarray(starts, dtype=np.int64), policy)
+
+
+def baselines_report(
+    market: Market,
+    config: Config,
+    starts: np.ndarray,
+    agent_trades: np.ndarray,
+    *,
+    runs: int | None = None,
+    seed: int | None = None,
+) -> dict[str, Any]:
+    """All three baselines on `starts`: the random-entry ranking and the two rules' metrics.
+
+    Runs, seed and the moving averages come from `config.validation` unless runs/seed are given.
+    """
+    v = config.validation
+    fast, slow = v.ma_fast_bars, v.ma_slow_bars
+    starts = np.asarray(starts, dtype=np.int64)
+    days = covered_days(market.ts, starts, int(market.session_bars))
+
+    def metrics(trades: np.ndarray) -> dict[str, Any]:
+        out = trade_metrics(
+            trades,
+            stop_loss_pips=config.risk.stop_loss_pips,
+            account_pips=v.account_pips,
+            sessions=int(starts.size),
+            decisions_per_session=int(market.session_bars) - 1,
+            session_days=float(days.size),
+        )
+        del out["equity_curve"]  # the sampled curve is enough for a baseline
+        return out
+
+    return {
+        "random_entry": random_entry_percentile(
+            market,
+            config,
+            starts,
+            agent_trades,
+            runs=v.random_baselines if runs is None else runs,
+            seed=v.seed if seed is None else seed,
+        ),  # fmt: skip
+        "moving_average_crossover": {
+            "fast_bars": fast,
+            "slow_bars": slow,
+            **metrics(moving_average_crossover(market, config, starts, fast, slow)),
+        },
+        "buy_and_hold": metrics(buy_and_hold(market, config, starts)),
+    }

@@ -1,0 +1,219 @@
+"""Baselines on the agent's sessions: matched random-entry traders, MA crossover, buy-and-hold."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from micro.config import Config, replace
+from micro.env.actions import BUY, CLOSE, FLAT, HOLD, SELL
+from micro.env.trades import empty_trades
+from micro.env.trading import Observation, TradingEnv, run_sessions
+from micro.validation.baselines import (
+    baselines_report,
+    buy_and_hold,
+    moving_average_crossover,
+    random_entry_percentile,
+    random_traders,
+    simple_moving_average,
+)
+from tests.unit.env_markets import hand_market, random_walk_market
+
+CONFIG = Config()
+NO_STOP = replace(CONFIG, **{"env.use_stop_loss": False})
+L = 120  # session bars
+
+
+def market_and_starts(sessions: int = 12, seed: int = 0):
+    market = random_walk_market(sessions * L + 50, L, seed=seed)
+    return market, np.arange(sessions, dtype=np.int64) * L + 50
+
+
+def coin_flipper(seed: int):
+    """A policy that enters and exits at random: a stand-in agent with an uneven trade list."""
+    rng = np.random.default_rng(seed)
+
+    def policy(observation: Observation) -> np.ndarray:
+        u = rng.random(observation.side.size)
+        action = np.full(observation.side.size, HOLD, dtype=np.int64)
+        flat = observation.side == FLAT
+        action[flat & (u < 0.04)] = BUY
+        action[flat & (u > 0.97)] = SELL
+        action[~flat & (u < 0.08)] = CLOSE
+        return np.where(observation.legal[np.arange(action.size), action], action, HOLD)
+
+    return policy
+
+
+@pytest.mark.parametrize("config", [CONFIG, NO_STOP], ids=["stop", "no_stop"])
+def test_random_traders_match_the_agents_count_holding_times_and_sides_per_session(
+    config: Config,
+) -> None:
+    market, starts = market_and_starts()
+    agent = run_sessions(market, config, starts, coin_flipper(1))
+    assert agent.size > 20
+
+    traders = random_traders(market, config, starts, agent, runs=50, seed=3)
+
+    by_session = Counter(agent["session"].tolist())
+    for r in range(50):
+        assert Counter(traders.sides[r].tolist()) == Counter(agent["side"].tolist())
+        entry, hold = traders.entry_rows[r], traders.holding_bars[r]
+        for start, count in by_session.items():
+            mine = traders.sessions == start
+            assert mine.sum() == count
+            assert sorted(hold[mine]) == sorted(agent["bars_held"][agent["session"] == start])
+            e, h = entry[mine], hold[mine]
+            assert np.all(e >= start) and np.all(e + h <= start + L - 1)  # inside the session
+            assert np.all(e[1:] >= e[:-1] + h[:-1])  # one after another, never overlapping
+    assert np.all(traders.bars_held <= traders.holding_bars)
+    if not config.env.use_stop_loss:
+        assert np.array_equal(traders.bars_held, traders.holding_bars)
+
+
+def test_random_traders_are_reproducible_by_seed_and_vary_between_traders() -> None:
+    market, starts = market_and_starts()
+    agent = run_sessions(market, CONFIG, starts, coin_flipper(2))
+
+    a = random_traders(market, CONFIG, starts, agent, runs=20, seed=9)
+    b = random_traders(market, CONFIG, starts, agent, runs=20, seed=9)
+    assert np.array_equal(a.entry_rows, b.entry_rows) and np.array_equal(a.pips, b.pips)
+    assert len({tuple(row) for row in a.entry_rows}) == 20
+
+
+def replay_in_env(market, config: Config, session_starts, entries, holding, sides) -> np.ndarray:
+    """Play each trade alone in its own env of `TradingEnv`: the reference pricing."""
+    b = entries.size
+    env = TradingEnv(market, config, b)
+    observation = env.reset(session_starts)
+    exits = entries + holding
+    trades = []
+    for _ in range(L - 1):
+        rows, side = observation.rows, observation.side
+        action = np.full(b, HOLD, dtype=np.int64)
+        action[(rows == entries) & (side == FLAT)] = np.where(sides > 0, BUY, SELL)[
+            (rows == entries) & (side == FLAT)
+        ]
+        action[(rows == exits) & (side != FLAT)] = CLOSE
+        result = env.step(action)
+        trades.append(result.trades)
+        observation = result.observation
+    out = np.concatenate(trades)
+    return out[np.argsort(out["env"])]
+
+
+@pytest.mark.parametrize("config", [CONFIG, NO_STOP], ids=["stop", "no_stop"])
+def test_random_trades_are_priced_exactly_as_the_env_prices_them(config: Config) -> None:
+    market, starts = market_and_starts(seed=4)
+    config = replace(config, **{"env.slippage_pips": 0.5, "env.commission_pips": 0.3})
+    agent = run_sessions(market, config, starts, coin_flipper(5))
+    traders = random_traders(market, config, starts, agent, runs=3, seed=6)
+
+    for r in range(3):
+        env_trades = replay_in_env(
+            market, config, traders.sessions, traders.entry_rows[r], traders.holding_bars[r],
+            traders.sides[r],
+        )  # fmt: skip
+        assert env_trades.size == agent.size
+        np.testing.assert_allclose(traders.pips[r], env_trades["pips"], rtol=0, atol=1e-9)
+        assert np.array_equal(traders.bars_held[r], env_trades["bars_held"])
+    if config.env.use_stop_loss:
+        assert np.any(traders.bars_held < traders.holding_bars)  # stops did fire
+
+
+def test_an_agent_with_a_planted_edge_ranks_above_nearly_all_random_traders() -> None:
+    market, starts = market_and_starts(sessions=20, seed=7)
+    close = market.close
+    entered = np.full(starts.size, -1)
+
+    def clairvoyant(observation: Observation) -> np.ndarray:
+        """Enters the way the price will move over the next 10 bars; exits 10 bars later."""
+        rows, side = observation.rows, observation.side
+        ahead = close[np.minimum(rows + 10, close.size - 1)] - close[rows]
+        action = np.full(rows.size, HOLD, dtype=np.int64)
+        go = (side == FLAT) & (observation.steps_left > 10) & (np.abs(ahead) > 0.2)
+        action[go] = np.where(ahead[go] > 0, BUY, SELL)
+        entered[go] = rows[go]
+        action[(side != FLAT) & (rows == entered + 10)] = CLOSE
+        return action
+
+    agent = run_sessions(market, NO_STOP, starts, clairvoyant)
+    report = random_entry_percentile(market, NO_STOP, starts, agent, runs=300, seed=1)
+
+    assert report["trades"] == agent.size > 20
+    assert report["agent_expectancy_pips"] > 15.0
+    assert report["agent_percentile"] > 99.0
+    assert report["expectancy_pips"]["p95"] < report["agent_expectancy_pips"]
+    json.dumps(report, allow_nan=False)
+
+
+def test_a_coin_flipping_agent_is_not_ranked_at_an_extreme() -> None:
+    market, starts = market_and_starts(sessions=20, seed=8)
+    agent = run_sessions(market, NO_STOP, starts, coin_flipper(8))
+    report = random_entry_percentile(market, NO_STOP, starts, agent, runs=300, seed=2)
+    assert 2.0 < report["agent_percentile"] < 98.0
+
+
+def test_trades_of_a_session_outside_the_starts_are_refused() -> None:
+    market, starts = market_and_starts()
+    agent = run_sessions(market, CONFIG, starts, coin_flipper(1))
+    with pytest.raises(ValueError, match="not in `starts`"):
+        random_traders(market, CONFIG, starts[1:], agent, runs=2, seed=0)
+
+
+def test_no_agent_trades_give_an_empty_ranking() -> None:
+    market, starts = market_and_starts()
+    report = random_entry_percentile(market, CONFIG, starts, empty_trades())
+    assert report["trades"] == 0 and report["agent_percentile"] is None
+    json.dumps(report, allow_nan=False)
+
+
+def test_buy_and_hold_on_a_rising_market_earns_the_rise_minus_the_spread() -> None:
+    close = 150.0 + 0.01 * np.arange(200)  # +1 pip a bar, never below the entry
+    market = hand_market(close, session_bars=100)
+
+    trades = buy_and_hold(market, CONFIG, np.array([0, 100]))
+
+    assert trades.size == 2 and np.all(trades["side"] == 1)
+    assert trades["entry_row"].tolist() == [0, 100] and trades["exit_row"].tolist() == [99, 199]
+    np.testing.assert_allclose(trades["pips"], 99.0 - 4.0, atol=1e-9)  # 99 pips up, 4 spread
+
+
+def test_the_crossover_is_long_while_fast_is_above_slow_then_flips_short() -> None:
+    up, down = 150.0 + 0.02 * np.arange(200), 154.0 - 0.02 * np.arange(1, 201)
+    close = np.r_[up, down]  # rises for 200 bars, then falls
+    market = hand_market(close, session_bars=300)
+    config = replace(CONFIG, **{"env.use_stop_loss": False})
+
+    trades = moving_average_crossover(market, config, np.array([100]), fast=10, slow=60)
+
+    # First bar where the mean of the last 10 closes falls below the mean of the last 60.
+    cross = next(
+        t for t in range(100, 400) if close[t - 9 : t + 1].mean() < close[t - 59 : t + 1].mean()
+    )
+    assert trades["side"].tolist() == [1, -1]
+    assert trades["entry_row"].tolist() == [100, cross + 1]
+    assert trades["exit_row"].tolist() == [cross, 399]
+    assert trades["pips"][1] > 0  # the short rides the fall to the session end
+
+
+def test_the_simple_moving_average_is_the_plain_mean_of_the_last_closes() -> None:
+    close = np.array([1.0, 2.0, 3.0, 4.0, 6.0])
+    sma = simple_moving_average(close, 3)
+    assert np.isnan(sma[:2]).all() and sma[2:].tolist() == pytest.approx([2.0, 3.0, 13 / 3])
+
+
+def test_the_baselines_report_holds_all_three_and_is_valid_json() -> None:
+    market, starts = market_and_starts()
+    agent = run_sessions(market, CONFIG, starts, coin_flipper(1))
+
+    report = baselines_report(market, CONFIG, starts, agent, runs=50, seed=1)
+
+    assert report["random_entry"]["runs"] == 50
+    assert report["buy_and_hold"]["trades"] == starts.size
+    assert report["moving_average_crossover"]["trades"] > 0
+    assert report["moving_average_crossover"]["slow_bars"] == CONFIG.validation.ma_slow_bars
+    json.dumps(report, allow_nan=False)
