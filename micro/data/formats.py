@@ -1,0 +1,599 @@
+"""Candle file formats: one parser per format, and auto-detection from the first lines.
+
+Every parser returns `RawCandles`: one row per data row of the file, times already in UTC, and
+NaN/NaT where a field could not be read, so that `micro.data.importers` can report the first bad
+line and the count in one vectorised pass. Parsing is pandas `read_csv` with typed columns (the
+string fallback only runs when a price field is not a number); there are no per-row Python loops
+except over OANDA JSON, which `json` has already turned into Python objects.
+
+Formats and the zone their naive timestamps are read in unless `--tz` says otherwise:
+
+- `mt4`: MT4/MT5 export `YYYY.MM.DD,HH:MM,open,high,low,close,volume` (no header; `HH:MM:SS`
+  and tab separators accepted), or the MT5 variant with a `<DATE>\\t<TIME>\\t<OPEN>…` header.
+  Default zone UTC; pass the broker's server time, e.g. `--tz Etc/GMT-2` (UTC+2).
+- `histdata`: HistData.com generic ASCII `YYYYMMDD HHMMSS;open;high;low;close;volume`.
+  Default zone EST without daylight saving, a fixed UTC−5 (`Etc/GMT+5`).
+- `oanda`: v20 candles JSON exactly as `GET /v3/instruments/{i}/candles` returns it (`mid`
+  prices, or the average of `bid` and `ask`; `complete: false` candles are skipped), or OANDA CSV
+  with the header `time,open,high,low,close,volume` (or `time,o,h,l,c,volume`). RFC3339 carries
+  its zone; naive times are read as UTC.
+- `csv`: generic delimited text (comma, semicolon or tab) with a header row; columns found by
+  common names (time/date/datetime/timestamp, open/o, high/h, low/l, close/c, volume/v/tickvol,
+  or a date + time pair) or mapped with `--columns time=Date,open=O,...`. Timestamps with an
+  offset are honoured; naive ones are in `--tz`, default UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import zoneinfo
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from micro.errors import DataError
+
+FORMATS = ("mt4", "histdata", "oanda", "csv")
+
+DEFAULT_ZONES = {"mt4": "UTC", "histdata": "Etc/GMT+5", "oanda": "UTC", "csv": "UTC"}
+"""Zone of each format's naive timestamps when no `--tz` is given."""
+
+PRICE_COLUMNS = ("open", "high", "low", "close")
+FIELDS = ("time", "date", "open", "high", "low", "close", "volume")
+
+# Header names recognised in generic CSV, normalised (lower case, letters and digits only),
+# in order of preference.
+HEADER_ALIASES: dict[str, tuple[str, ...]] = {
+    "time": ("time", "datetime", "timestamp", "gmttime", "localtime", "timeutc", "datetimeutc"),
+    "date": ("date", "day"),
+    "open": ("open", "o", "openprice", "openmid", "first"),
+    "high": ("high", "h", "highprice", "highmid", "max"),
+    "low": ("low", "l", "lowprice", "lowmid", "min"),
+    "close": ("close", "c", "closeprice", "closemid", "last"),
+    "volume": ("volume", "tickvol", "tickvolume", "vol", "v", "volumes", "ticks"),
+}
+
+# Timestamp layouts tried on generic CSV, first match wins ("ISO8601" is pandas' lenient ISO
+# parser: it also reads 2022.01.03 00:00 and 20220103 170000). Day-first before month-first.
+TIME_LAYOUTS = (
+    "ISO8601",
+    "%d.%m.%Y %H:%M:%S.%f GMT%z",
+    "%d.%m.%Y %H:%M:%S.%f",
+    "%d.%m.%Y %H:%M:%S",
+    "%d.%m.%Y %H:%M",
+    "%d/%m/%Y %H:%M:%S",
+    "%d/%m/%Y %H:%M",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M",
+    "%Y/%m/%d %H:%M:%S",
+    "%Y/%m/%d %H:%M",
+    "%d-%m-%Y %H:%M:%S",
+    "%d-%m-%Y %H:%M",
+)
+
+_MT4_LINE = re.compile(r"^\d{4}\.\d{2}\.\d{2}[,\t ]\d{2}:\d{2}(:\d{2})?[,\t]")
+_HISTDATA_LINE = re.compile(r"^\d{8} \d{6};")
+_OANDA_CSV_HEADERS = (
+    ("time", "open", "high", "low", "close", "volume"),
+    ("time", "o", "h", "l", "c", "volume"),
+)
+_OFFSET_ZONE = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
+_SAMPLE_ROWS = 2000
+
+
+@dataclass(frozen=True)
+class RawCandles:
+    """Candles as read from one file, before validation: one row per data row, times in UTC.
+
+    `frame` has columns ts (naive datetime64, UTC; NaT where unreadable), open, high, low,
+    close, volume (float64; NaN where unreadable) and `line`: where the row is in the file (a
+    1-based line number, or the 1-based index in the `candles` array for OANDA JSON).
+    """
+
+    frame: pd.DataFrame
+    format: str
+    zone: str
+    """Zone the naive timestamps were read in, or 'offsets in file' when they carry one."""
+    unit: str = "line"
+    """What `line` counts: 'line' (text files) or 'candle' (OANDA JSON)."""
+    layout: str = ""
+    """The expected row layout, for error messages."""
+    skipped_incomplete: int = 0
+    """OANDA candles dropped because `complete` was false (the bar was still forming)."""
+
+
+# ---------------------------------------------------------------- detection and dispatch
+
+
+def head_lines(path: Path, count: int = 5) -> list[str]:
+    """The first `count` non-blank lines of `path` (BOM and line ends stripped)."""
+    lines: list[str] = []
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as fh:
+            for line in fh:
+                if line.strip():
+                    lines.append(line.rstrip("\r\n"))
+                if len(lines) >= count:
+                    break
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the file ({exc.strerror})") from None
+    return lines
+
+
+def detect_format(path: Path) -> str:
+    """The format of `path` from its first lines; a DataError listing the formats if unknown."""
+    lines = head_lines(path)
+    if not lines:
+        raise DataError(f"{path}: the file is empty; nothing to import")
+    first = lines[0].lstrip()
+    if first.startswith(("{", "[")):
+        return "oanda"
+    if first.upper().startswith("<DATE>") or _MT4_LINE.match(first):
+        return "mt4"
+    if _HISTDATA_LINE.match(first):
+        return "histdata"
+    if _header_fields(first) in _OANDA_CSV_HEADERS:
+        return "oanda"
+    if any(ch.isalpha() for ch in first) and _sniff_delimiter(first) is not None:
+        names = [_normalise(h) for h in _split_header(first, _sniff_delimiter(first) or ",")]
+        if _find(names, "open") is not None and (
+            _find(names, "time") is not None or _find(names, "date") is not None
+        ):
+            return "csv"
+    raise DataError(
+        f"{path}: cannot tell the format from line 1 ({first[:60]!r}); pass --format: mt4 "
+        "(YYYY.MM.DD,HH:MM,o,h,l,c,v), histdata (YYYYMMDD HHMMSS;o;h;l;c;v), oanda (v20 "
+        "JSON or time,open,high,low,close,volume CSV) or csv (header row, see --columns)"
+    )
+
+
+def parse(path: Path, fmt: str, tz: str | None = None, columns: str | None = None) -> RawCandles:
+    """Read `path` in format `fmt` ('auto' detects it); naive times are in `tz` or the default."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; check the path")
+    if not head_lines(path, 1):
+        raise DataError(f"{path}: the file is empty; nothing to import")
+    if fmt == "auto":
+        fmt = detect_format(path)
+    if fmt not in FORMATS:
+        raise DataError(f"--format {fmt}: unknown; use one of auto, {', '.join(FORMATS)}")
+    if columns and fmt != "csv":
+        raise DataError(f"--columns applies to --format csv only (this file reads as {fmt})")
+    zone_name = tz or DEFAULT_ZONES[fmt]
+    zone = parse_zone(zone_name)
+    if fmt == "mt4":
+        return parse_mt4(path, zone, zone_name)
+    if fmt == "histdata":
+        return parse_histdata(path, zone, zone_name)
+    if fmt == "oanda":
+        first = (head_lines(path, 1) or [""])[0].lstrip()
+        if first.startswith(("{", "[")):
+            return parse_oanda_json(path, zone, zone_name)
+        return parse_csv(path, zone, zone_name, columns=None, fmt="oanda")
+    return parse_csv(path, zone, zone_name, columns=columns, fmt="csv")
+
+
+def parse_zone(name: str) -> dt.tzinfo:
+    """An IANA zone (Etc/GMT-2, Europe/London) or a fixed offset (+02:00, UTC+2) as a tzinfo."""
+    match = _OFFSET_ZONE.match(name.strip())
+    if match:
+        sign, hours, minutes = match.groups()
+        offset = dt.timedelta(hours=int(hours), minutes=int(minutes or 0))
+        return dt.timezone(-offset if sign == "-" else offset)
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise DataError(
+            f"--tz {name}: unknown time zone; give an IANA name (UTC, Europe/London, "
+            "Etc/GMT-2 for UTC+2, note the inverted sign) or an offset such as +02:00"
+        ) from None
+
+
+# ---------------------------------------------------------------- the formats
+
+
+def parse_mt4(path: Path, zone: dt.tzinfo, zone_name: str) -> RawCandles:
+    """MT4/MT5 export: headerless `YYYY.MM.DD,HH:MM[:SS],o,h,l,c,v`, or MT5's `<DATE>` header."""
+    first = head_lines(path, 1)[0]
+    if first.lstrip().upper().startswith("<DATE>"):
+        return parse_csv(path, zone, zone_name, columns=None, fmt="mt4")
+    sep = _sniff_delimiter(first, candidates=(",", "\t", ";")) or ","
+    layout = "YYYY.MM.DD,HH:MM,open,high,low,close,volume"
+    date_and_time_in_one = " " in first.split(sep)[0].strip()
+    names = ["datetime"] if date_and_time_in_one else ["date", "time"]
+    names += ["open", "high", "low", "close", "volume"]
+    table = _read_table(path, sep, names, header=False, text_columns=names[: len(names) - 5])
+    if date_and_time_in_one:
+        naive = _first_layout(table["datetime"], ("%Y.%m.%d %H:%M", "%Y.%m.%d %H:%M:%S"))
+    else:
+        day = _to_datetime_by_value(table["date"], "%Y.%m.%d")
+        clock = _first_layout(table["time"], ("%H:%M", "%H:%M:%S"))
+        naive = day + (clock - pd.Timestamp("1900-01-01"))
+    ts = _to_utc(naive, zone, zone_name, table["line"], path)
+    return RawCandles(_assemble(table, ts), "mt4", zone_name, layout=layout)
+
+
+def parse_histdata(path: Path, zone: dt.tzinfo, zone_name: str) -> RawCandles:
+    """HistData.com generic ASCII M1: `YYYYMMDD HHMMSS;open;high;low;close;volume`."""
+    names = ["datetime", "open", "high", "low", "close", "volume"]
+    table = _read_table(path, ";", names, header=False, text_columns=["datetime"])
+    naive = pd.to_datetime(table["datetime"], format="%Y%m%d %H%M%S", errors="coerce")
+    ts = _to_utc(naive, zone, zone_name, table["line"], path)
+    layout = "YYYYMMDD HHMMSS;open;high;low;close;volume"
+    return RawCandles(_assemble(table, ts), "histdata", zone_name, layout=layout)
+
+
+def parse_oanda_json(path: Path, zone: dt.tzinfo, zone_name: str) -> RawCandles:
+    """OANDA v20 candles JSON (one response, a list of them, or one response per line)."""
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    try:
+        documents: Any = json.loads(text)
+    except json.JSONDecodeError as first_error:
+        documents = []
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            try:
+                documents.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise DataError(
+                    f"{path}, line {first_error.lineno}: not valid JSON ({first_error.msg}); "
+                    "save the v20 candles response unmodified"
+                ) from None
+    if isinstance(documents, dict):
+        documents = [documents]
+    candles: list[Any] = []
+    for document in documents:
+        if not isinstance(document, dict) or not isinstance(document.get("candles"), list):
+            raise DataError(
+                f"{path}: not an OANDA candles response (no 'candles' list); expected the JSON "
+                "of GET /v3/instruments/{instrument}/candles"
+            )
+        candles.extend(document["candles"])
+    frame = oanda_candles_frame(candles, zone)
+    frame["line"] = np.arange(1, len(frame) + 1, dtype=np.int64)
+    complete = frame.pop("complete").to_numpy()
+    kept = frame.loc[complete].reset_index(drop=True)
+    layout = '{"time": RFC3339, "mid": {"o","h","l","c"}, "volume", "complete"}'
+    return RawCandles(
+        kept,
+        "oanda",
+        zone_name,
+        unit="candle",
+        layout=layout,
+        skipped_incomplete=int((~complete).sum()),
+    )
+
+
+def oanda_candles_frame(candles: Sequence[Any], zone: dt.tzinfo = dt.UTC) -> pd.DataFrame:
+    """v20 candle objects -> ts (naive UTC), open, high, low, close, volume, complete.
+
+    Prices are `mid`, or the average of `bid` and `ask` when only those are present; fields
+    that cannot be read become NaN/NaT (the caller decides). Naive times are read in `zone`.
+    """
+    entries = [c if isinstance(c, dict) else {} for c in candles]
+    times = pd.Series([c.get("time") for c in entries], dtype=object)
+    columns: dict[str, Any] = {"ts": parse_oanda_times(times, zone)}
+    for key, name in zip("ohlc", PRICE_COLUMNS, strict=True):
+        mid = _oanda_price(entries, "mid", key)
+        both = (_oanda_price(entries, "bid", key) + _oanda_price(entries, "ask", key)) / 2.0
+        columns[name] = mid.where(mid.notna(), both).to_numpy(dtype=np.float64)
+    columns["volume"] = pd.to_numeric(
+        pd.Series([c.get("volume") for c in entries], dtype=object), errors="coerce"
+    ).to_numpy(dtype=np.float64)
+    columns["complete"] = np.array([c.get("complete", True) is not False for c in entries], bool)
+    return pd.DataFrame(columns)
+
+
+def _oanda_price(entries: list[dict[str, Any]], side: str, key: str) -> pd.Series:
+    """One price field ('o', 'h', 'l', 'c') of one side ('mid', 'bid', 'ask'); NaN if absent."""
+    values = [c[side].get(key) if isinstance(c.get(side), dict) else None for c in entries]
+    return pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").astype(np.float64)
+
+
+def parse_oanda_times(times: pd.Series, zone: dt.tzinfo = dt.UTC) -> pd.Series:
+    """RFC3339 (nanoseconds, Z) or UNIX seconds ('1641168000.000000000') -> naive UTC."""
+    text = times.astype("string")
+    numeric = pd.to_numeric(text, errors="coerce")
+    stamps = text.where(numeric.isna())
+    parsed = _try_layout(stamps, "ISO8601")
+    if parsed is None:
+        parsed = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
+    out = _to_naive_utc(parsed, zone).dt.floor("s")
+    if numeric.notna().any():
+        unix = pd.to_datetime(numeric, unit="s", errors="coerce")
+        out = out.where(numeric.isna(), unix.astype(out.dtype))
+    return out
+
+
+def parse_csv(
+    path: Path, zone: dt.tzinfo, zone_name: str, columns: str | None, fmt: str = "csv"
+) -> RawCandles:
+    """Delimited text with a header row; columns by `--columns` or by common header names."""
+    header = head_lines(path, 1)[0]
+    sep = _sniff_delimiter(header)
+    if sep is None:
+        raise DataError(
+            f"{path}, line 1: no comma, semicolon or tab in the header {header[:60]!r}; "
+            "a CSV needs a header row such as time,open,high,low,close,volume"
+        )
+    headers = _split_header(header, sep)
+    mapping = _column_mapping(path, headers, columns)
+    text_columns = [headers[i] for key, i in mapping.items() if key in ("time", "date")]
+    names = _unique_names(headers)
+    text_columns = [names[headers.index(h)] for h in text_columns]
+    price_columns = [
+        names[mapping[k]] for k in ("open", "high", "low", "close", "volume") if k in mapping
+    ]
+    table = _read_table(
+        path, sep, names, header=True, text_columns=text_columns, number_columns=price_columns
+    )
+    if "date" in mapping and "time" in mapping:
+        stamp = table[names[mapping["date"]]].str.cat(table[names[mapping["time"]]], sep=" ")
+    else:
+        stamp = table[names[mapping.get("time", mapping.get("date", 0))]]
+    parsed, has_offsets = _parse_generic_times(stamp, path, table["line"])
+    ts = parsed if has_offsets else _to_utc(parsed, zone, zone_name, table["line"], path)
+    renamed = table.rename(
+        columns={names[mapping[k]]: k for k in PRICE_COLUMNS + ("volume",) if k in mapping}
+    )
+    if "volume" not in mapping:
+        renamed["volume"] = 0.0
+    layout = sep.replace("\t", "<tab>").join(headers)
+    return RawCandles(
+        _assemble(renamed, ts),
+        fmt,
+        "offsets in file" if has_offsets else zone_name,
+        layout=f"{layout} (header of line 1)",
+    )
+
+
+# ---------------------------------------------------------------- shared pieces
+
+
+def _read_table(
+    path: Path,
+    sep: str,
+    names: list[str],
+    header: bool,
+    text_columns: list[str],
+    number_columns: list[str] | None = None,
+) -> pd.DataFrame:
+    """`read_csv` with typed columns (strings fall back to NaN) and a `line` column per row."""
+    numbers = (
+        number_columns
+        if number_columns is not None
+        else [n for n in names if n not in text_columns]
+    )
+    options: dict[str, Any] = dict(
+        sep=sep,
+        header=None,
+        names=names,
+        skiprows=1 if header else 0,
+        index_col=False,
+        skip_blank_lines=False,
+        skipinitialspace=True,
+        encoding="utf-8-sig",
+        engine="c",
+    )
+    typed = {n: (np.float64 if n in numbers else str) for n in names}
+    try:
+        try:
+            table = pd.read_csv(path, dtype=typed, **options)
+        except ValueError as exc:
+            if isinstance(exc, pd.errors.ParserError):
+                raise
+            table = pd.read_csv(path, dtype=str, **options)  # a price is not a number
+            for name in numbers:
+                table[name] = pd.to_numeric(table[name].str.strip(), errors="coerce")
+    except pd.errors.ParserError as exc:
+        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        if found:
+            expected, line, saw = found.groups()
+            raise DataError(
+                f"{path}, line {line}: "
+                f"{saw} fields where {expected} were expected (separator {sep!r}); fix or "
+                "delete that line"
+            ) from None
+        raise DataError(
+            f"{path}: cannot be read as delimited text ({exc}); check the format"
+        ) from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a UTF-8 text file; export the candles as text") from None
+    table["line"] = np.arange(1, len(table) + 1, dtype=np.int64) + (1 if header else 0)
+    blank = table[names].isna().all(axis=1)
+    if blank.any():
+        table = table.loc[~blank.to_numpy()].reset_index(drop=True)
+    return table
+
+
+def _first_layout(text: pd.Series, layouts: tuple[str, ...]) -> pd.Series:
+    """Times in the layout the first value has; the other layouts fill the rows it misses."""
+    parsed = _to_datetime_by_value(text, layouts[0])
+    for layout in layouts[1:]:
+        missing = (parsed.isna() & text.notna()).to_numpy()
+        if not missing.any():
+            break
+        parsed[missing] = pd.to_datetime(text[missing], format=layout, errors="coerce")
+    return parsed
+
+
+def _to_datetime_by_value(text: pd.Series, layout: str) -> pd.Series:
+    """`to_datetime` over the distinct values only: dates and clock times repeat a lot."""
+    codes, uniques = pd.factorize(text)  # codes -1 where missing
+    parsed = pd.to_datetime(pd.Series(uniques), format=layout, errors="coerce").to_numpy()
+    out = np.full(len(codes), np.datetime64("NaT"), dtype=parsed.dtype)
+    present = codes >= 0
+    out[present] = parsed[codes[present]]
+    return pd.Series(out, index=text.index)
+
+
+def _assemble(table: pd.DataFrame, ts: pd.Series) -> pd.DataFrame:
+    """The RawCandles frame: ts, prices and volume as float64, and line."""
+    frame = pd.DataFrame({"ts": ts.to_numpy()})
+    for name in PRICE_COLUMNS + ("volume",):
+        frame[name] = pd.to_numeric(table[name], errors="coerce").to_numpy(dtype=np.float64)
+    frame["line"] = table["line"].to_numpy(dtype=np.int64)
+    return frame
+
+
+def _to_utc(
+    naive: pd.Series, zone: dt.tzinfo, zone_name: str, lines: pd.Series, path: Path
+) -> pd.Series:
+    """Naive local times in `zone` -> naive UTC; a clear error for times a DST shift skips."""
+    naive = naive.dt.floor("s")  # sub-second noise is dropped; seconds are checked later
+    if zone_name.upper() in ("UTC", "ETC/UTC", "GMT") or zone == dt.UTC:
+        return naive
+    try:
+        local = naive.dt.tz_localize(zone, ambiguous="infer", nonexistent="NaT")
+    except Exception as exc:  # pytz/pandas raise several types for an ambiguous hour
+        raise DataError(
+            f"{path}: times in {zone_name} fall in a daylight-saving change that cannot be "
+            f"resolved ({exc}); pass a fixed-offset zone instead, e.g. --tz Etc/GMT-2"
+        ) from None
+    skipped = local.isna().to_numpy() & naive.notna().to_numpy()
+    if skipped.any():
+        first = int(np.argmax(skipped))
+        raise DataError(
+            f"{path}, line {int(lines.iloc[first])}: {naive.iloc[first]} does not exist in "
+            f"{zone_name} (the clock skipped it for daylight saving); the file is probably in "
+            "a fixed-offset zone: pass e.g. --tz Etc/GMT-2"
+        )
+    return local.dt.tz_convert("UTC").dt.tz_localize(None)
+
+
+def _to_naive_utc(parsed: pd.Series, zone: dt.tzinfo) -> pd.Series:
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
+        return parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    if zone == dt.UTC:
+        return parsed
+    return parsed.dt.tz_localize(zone).dt.tz_convert("UTC").dt.tz_localize(None)
+
+
+def _parse_generic_times(stamp: pd.Series, path: Path, lines: pd.Series) -> tuple[pd.Series, bool]:
+    """Try the known layouts on a sample; returns (times, True if they carried an offset)."""
+    text = stamp
+    sample = text.dropna().iloc[:_SAMPLE_ROWS]
+    numeric = pd.to_numeric(sample, errors="coerce")
+    if len(sample) and numeric.notna().all():
+        values = pd.to_numeric(text, errors="coerce")
+        unit = "ms" if float(numeric.median()) > 1e11 else "s"
+        return pd.to_datetime(values, unit=unit, errors="coerce", utc=True), True
+    viable: list[pd.Series] = []
+    for layout in TIME_LAYOUTS:
+        parsed = _try_layout(sample, layout)
+        if parsed is not None and parsed.notna().mean() >= 0.9:
+            viable.append(_try_layout(text, layout))  # type: ignore[arg-type]
+            if layout == "ISO8601" or len(viable) == 2:
+                break
+    if not viable:
+        first = int(lines.iloc[0]) if len(lines) else 2
+        example = sample.iloc[0] if len(sample) else ""
+        raise DataError(
+            f"{path}, line {first}: timestamp {example!r} is in no layout I know; use ISO 8601 "
+            "(2022-01-03 00:00:00) or pass --format mt4/histdata if the file is one of those"
+        )
+
+    def badness(series: pd.Series) -> tuple[int, bool]:
+        return int(series.isna().sum()), not series.dropna().is_monotonic_increasing
+
+    best = min(viable, key=badness)  # day-first vs month-first: fewer failures, then in order
+    has_offsets = isinstance(best.dtype, pd.DatetimeTZDtype)
+    if has_offsets:
+        best = best.dt.tz_convert("UTC")
+    return best.dt.tz_localize(None) if has_offsets else best, has_offsets
+
+
+def _try_layout(text: pd.Series, layout: str) -> pd.Series | None:
+    try:
+        return pd.to_datetime(text, format=layout, errors="coerce")
+    except ValueError:  # mixed offsets: read every one into UTC
+        try:
+            return pd.to_datetime(text, format=layout, errors="coerce", utc=True)
+        except ValueError:
+            return None
+
+
+def _column_mapping(path: Path, headers: list[str], columns: str | None) -> dict[str, int]:
+    """Field -> header index, from `--columns time=Date,...` or recognised header names."""
+    mapping: dict[str, int] = {}
+    if columns:
+        lookup = {h.strip().lower(): i for i, h in enumerate(headers)}
+        for item in columns.split(","):
+            key, sep, header = item.partition("=")
+            key, header = key.strip().lower(), header.strip()
+            if not sep or key not in FIELDS:
+                raise DataError(
+                    f"--columns {item.strip()!r}: expected FIELD=HEADER with FIELD one of "
+                    f"{', '.join(FIELDS)}, e.g. --columns time=Date,open=O,high=H,low=L,close=C"
+                )
+            if header.lower() not in lookup:
+                raise DataError(
+                    f"--columns {key}={header}: {path} has no column {header!r} (its header: "
+                    f"{', '.join(headers)})"
+                )
+            mapping[key] = lookup[header.lower()]
+    names = [_normalise(h) for h in headers]
+    for key in FIELDS:
+        if key not in mapping and (found := _find(names, key)) is not None:
+            if found not in mapping.values():
+                mapping[key] = found
+    if "time" not in mapping and "date" not in mapping:
+        missing = ["time"]
+    else:
+        missing = [k for k in PRICE_COLUMNS if k not in mapping]
+    if missing:
+        raise DataError(
+            f"{path}, line 1: no column for {', '.join(missing)} in the header "
+            f"({', '.join(headers)}); map them, e.g. --columns time=Date,open=O,high=H,low=L,"
+            "close=C,volume=V"
+        )
+    return mapping
+
+
+def _find(names: list[str], key: str) -> int | None:
+    for alias in HEADER_ALIASES[key]:
+        if alias in names:
+            return names.index(alias)
+    return None
+
+
+def _normalise(header: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", header.lower())
+
+
+def _header_fields(line: str) -> tuple[str, ...]:
+    sep = _sniff_delimiter(line) or ","
+    return tuple(h.strip().lower() for h in _split_header(line, sep))
+
+
+def _split_header(line: str, sep: str) -> list[str]:
+    return [h.strip().strip('"').strip("'").strip() for h in line.split(sep)]
+
+
+def _unique_names(headers: list[str]) -> list[str]:
+    """Column names for read_csv: the headers, made unique and never empty."""
+    seen: dict[str, int] = {}
+    out = []
+    for i, h in enumerate(headers):
+        name = h or f"column{i + 1}"
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}.{seen[name]}"
+        else:
+            seen[name] = 0
+        out.append(name)
+    return out
+
+
+def _sniff_delimiter(line: str, candidates: tuple[str, ...] = (",", ";", "\t")) -> str | None:
+    counts = {c: line.count(c) for c in candidates}
+    best = max(counts, key=lambda c: counts[c])
+    return best if counts[best] > 0 else None
