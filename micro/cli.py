@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "micro.data.commands",
     "micro.config_commands",
     "micro.train.commands",
+    "micro.validation.commands",
     "micro.up",
 )
 

@@ -254,6 +254,10 @@ class ValidationConfig:
     """A checkpoint still being scored after this long is abandoned and recorded as such."""
     poll_seconds: float = _f(5.0, gt=0.0)
     """Seconds between looks at checkpoints/ when watching."""
+    simulations: int = _f(0, ge=0, le=4096)
+    """Search simulations per validation decision (0: the same as mcts.simulations)."""
+    threads: int = _f(1, ge=0, le=256)
+    """Torch threads of the scoring process (0: torch decides; 1 leaves the cores to training)."""
 
 
 @dataclass(frozen=True)
@@ -286,6 +290,8 @@ class LiveConfig:
     """History fetched at start to warm the features up (bars)."""
     adopt_unknown_positions: bool = False
     """Adopt an open position the journal does not know instead of refusing to trade."""
+    stalled_clock_seconds: float = _f(150.0, gt=0.0)
+    """No new completed candle for this long (wall seconds) means the market is closed: idle."""
     oanda: OandaConfig = field(default_factory=OandaConfig)
     """OANDA connection settings."""
 

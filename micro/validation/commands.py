@@ -1,0 +1,115 @@
+"""`micro validate CHECKPOINT [--split validation|test]` and `micro validate --watch`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from micro.runtime import Context
+
+SPLIT_CHOICES = ("validation", "test")
+
+
+def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    validate = sub.add_parser(
+        "validate",
+        parents=[common],
+        help="score a checkpoint on held-out sessions, or watch checkpoints/ as a service",
+        description=(
+            "Score CHECKPOINT with greedy decisions on the validation (or test) sessions: "
+            "metrics, Monte Carlo bootstrap, safe-f/CAR25, Sharpe/PSR/DSR and baselines, "
+            "written to validation/validation_ep{N:07d}.json (test: validation/test/). A "
+            "numbered checkpoint that earns it becomes checkpoints/best.pth. --watch runs the "
+            "validator service: every new numbered checkpoint is scored until stopped."
+        ),
+    )
+    validate.add_argument(
+        "checkpoint",
+        nargs="?",
+        metavar="CHECKPOINT",
+        help="a .pth file (or its name in checkpoints/), e.g. checkpoints/ckpt_ep0000050.pth",
+    )
+    validate.add_argument(
+        "--split",
+        choices=SPLIT_CHOICES,
+        default=None,
+        help="sessions to score (default: validation.split); the test split never promotes",
+    )
+    validate.add_argument(
+        "--watch", action="store_true", help="run the validator service until stopped"
+    )
+    validate.set_defaults(handler=run_validate)
+
+
+def run_validate(ctx: Context) -> int:
+    from micro.errors import UserError
+
+    args = ctx.args
+    split = args.split or ctx.config.validation.split
+    if args.watch and args.checkpoint:
+        raise UserError("micro validate: give either CHECKPOINT or --watch, not both")
+    if args.watch:
+        from micro.validation.watcher import watch
+
+        ctx.start_logging("validation")
+        return watch(ctx.home, ctx.config, split)
+    if not args.checkpoint:
+        raise UserError(
+            "micro validate: give a CHECKPOINT (e.g. checkpoints/ckpt_ep0000050.pth) or --watch"
+        )
+    return validate_one(ctx, resolve_checkpoint(ctx, args.checkpoint), split)
+
+
+def resolve_checkpoint(ctx: Context, given: str) -> Path:
+    """The .pth meant by `given`: a path, or a name in the home's checkpoints/; a sidecar's .pth."""
+    from micro.errors import CheckpointError
+
+    path = Path(given).expanduser()
+    if not path.exists() and not path.is_absolute():
+        beside = ctx.home.checkpoints / path.name
+        path = beside if beside.exists() else path
+    if path.suffix == ".json":
+        pth = path.with_suffix(".pth")
+        if not pth.exists():
+            raise CheckpointError(
+                f"{path}: not a checkpoint (a .json file without a .pth beside it); give a "
+                ".pth file such as checkpoints/ckpt_ep0000050.pth"
+            )
+        path = pth
+    if path.is_dir():
+        raise CheckpointError(
+            f"{path}: is a folder; give a .pth file such as checkpoints/ckpt_ep0000050.pth"
+        )
+    return path
+
+
+def validate_one(ctx: Context, checkpoint: Path, split: str) -> int:
+    """Score one checkpoint, decide on promotion, write the report, print a short summary."""
+    from micro.validation.evaluate import simulations_for
+    from micro.validation.promotion import conclude, record_event
+    from micro.validation.report import score_checkpoint, summary_lines
+
+    ctx.start_logging("validation", console=False)
+    config = ctx.config
+    if config.validation.threads:
+        import torch
+
+        torch.set_num_threads(config.validation.threads)
+    print(
+        f"scoring {checkpoint} on the {split} split at {simulations_for(config)} simulations…",
+        flush=True,
+    )
+    report = score_checkpoint(ctx.home, config, checkpoint, split)
+    path = conclude(ctx.home, config, report)
+    record_event(
+        ctx.home,
+        "scored",
+        episode=report["episode"],
+        checkpoint=report["checkpoint"]["file"],
+        report=str(path),
+        promoted=report["promotion"]["promoted"],
+    )
+    for line in summary_lines(report):
+        print(line)
+    print(f"report: {path}")
+    return 0

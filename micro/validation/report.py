@@ -1,0 +1,307 @@
+"""One validation report: score a checkpoint on a split and assemble everything into JSON.
+
+`score_checkpoint` loads and verifies the checkpoint, plays the split greedily
+(`micro.validation.evaluate`) and hands the trade list to the statistics that already exist
+(metrics, Monte Carlo bootstrap, safe-f/CAR25, Sharpe/Sortino/PSR/DSR, baselines).
+`build_report` assembles the dict (every key is documented in README.md, "Validation reports");
+`failure_report` is the short form for a checkpoint that could not be scored. The promotion
+decision is added by `micro.validation.promotion` before the report is written.
+
+Reports of the validation split live in `validation/`, those of the test split in
+`validation/test/`, so test results never take part in selecting a checkpoint (nor in its DSR).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from micro import __version__, atomic
+from micro.config import Config
+from micro.errors import CheckpointError, DataError
+from micro.home import Home
+from micro.train.store import NUMBERED, report_name
+from micro.validation.baselines import baselines_report
+from micro.validation.evaluate import Evaluation, evaluate, evaluation_starts
+from micro.validation.metrics import covered_days, trade_metrics
+from micro.validation.montecarlo import bootstrap
+from micro.validation.sharpe import sharpe_report
+from micro.validation.sizing import configured_safe_f
+
+if TYPE_CHECKING:
+    from micro.data.market import Market
+
+SCHEMA_VERSION = 1
+OK, FAILED, TIMEOUT = "ok", "failed", "timeout"
+SPLITS = ("validation", "test")
+REPORT_NAME = re.compile(r"^validation_ep(\d{7,})\.json$")
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """Which checkpoint a report is about, and whether it may become best.pth."""
+
+    path: Path
+    episode: int
+    sidecar: dict[str, Any] | None
+    learner_step: int | None
+    promotable: bool  # a numbered checkpoint in the home's checkpoints/ (never latest/best)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "file": self.path.name,
+            "episode": self.episode,
+            "learner_step": self.learner_step,
+            "numbered": bool(NUMBERED.match(self.path.name)),
+            "promotable": self.promotable,
+            "sidecar": self.sidecar,
+        }
+
+
+def reports_folder(home: Home, split: str) -> Path:
+    """Where reports of `split` go: validation/ (selection) or validation/test/ (never mixed)."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+    return home.validation if split == "validation" else home.validation / "test"
+
+
+def report_path(home: Home, split: str, episode: int) -> Path:
+    """validation[/test]/validation_ep{N:07d}.json."""
+    return reports_folder(home, split) / report_name(episode)
+
+
+def is_promotable(home: Home, checkpoint: Path) -> bool:
+    """Only numbered checkpoints in the home's checkpoints/ may be promoted (not latest/best)."""
+    path = Path(checkpoint).resolve()
+    return bool(NUMBERED.match(path.name)) and path.parent == home.checkpoints.resolve()
+
+
+def episode_from_name(checkpoint: Path) -> int | None:
+    """N of `ckpt_ep{N:07d}.pth`, or None for another name."""
+    match = NUMBERED.match(Path(checkpoint).name)
+    return int(match.group(1)) if match else None
+
+
+def trial_sharpes(folder: Path, exclude_episode: int | None = None) -> list[float]:
+    """Per-period (daily) Sharpe of every scored report in `folder`: the trials of the DSR."""
+    out = []
+    for path in sorted(folder.glob("validation_ep*.json")):
+        match = REPORT_NAME.match(path.name)
+        if not match or int(match.group(1)) == exclude_episode:
+            continue
+        report = atomic.read_json(path)
+        if not isinstance(report, dict) or report.get("status") != OK:
+            continue
+        value = (report.get("sharpe") or {}).get("sharpe_daily")
+        if isinstance(value, int | float) and math.isfinite(value):
+            out.append(float(value))
+    return out
+
+
+def utc_now() -> tuple[str, float]:
+    """(ISO-8601 UTC to the second, unix seconds) of now."""
+    now = time.time()
+    return datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds"), now
+
+
+def _utc(ts: int) -> str:
+    return datetime.fromtimestamp(int(ts), UTC).isoformat(timespec="minutes")
+
+
+def build_report(
+    evaluation: Evaluation,
+    market: Market,
+    config: Config,
+    checkpoint: CheckpointInfo,
+    trials: Sequence[float] = (),
+    load_seconds: float = 0.0,
+) -> dict[str, Any]:
+    """The full report of one greedy run (status "ok"); `trials`: other checkpoints' Sharpes."""
+    v = config.validation
+    starts = evaluation.starts  # [S]
+    trades = evaluation.trades  # [K] TRADE_DTYPE
+    pips = np.asarray(trades["pips"], dtype=np.float64)  # [K]
+    length = int(market.session_bars)
+    days = covered_days(market.ts, starts, length)  # [D] UTC day numbers
+    began = time.perf_counter()
+    metrics = trade_metrics(
+        trades,
+        stop_loss_pips=config.risk.stop_loss_pips,
+        account_pips=v.account_pips,
+        sessions=int(starts.size),
+        decisions_per_session=length - 1,
+        session_days=float(days.size),
+    )
+    equity = metrics.pop("equity_curve_sampled")
+    del metrics["equity_curve"]  # every trade's point: the sampled curve keeps peaks & troughs
+    montecarlo = bootstrap(pips, runs=v.bootstrap_runs, seed=v.seed, block_size=v.block_size)
+    sizing = configured_safe_f(pips, metrics["trades_per_day"], v)
+    own = sharpe_report(trades, days)["sharpe_daily"]
+    sharpe = sharpe_report(trades, days, [*trials, own])
+    statistics_seconds = time.perf_counter() - began
+    began = time.perf_counter()
+    baselines = baselines_report(market, config, starts, trades)
+    baselines_seconds = time.perf_counter() - began
+    created_at, created_unix = utc_now()
+    total = load_seconds + evaluation.seconds + statistics_seconds + baselines_seconds
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": OK,
+        "error": None,
+        "episode": checkpoint.episode,
+        "split": evaluation.split,
+        "created_at": created_at,
+        "created_unix": created_unix,
+        "micro_version": __version__,
+        "checkpoint": checkpoint.to_dict(),
+        "sessions": {
+            "count": int(starts.size),
+            "session_bars": length,
+            "decisions_per_session": length - 1,
+            "trading_days": int(days.size),
+            "first_start_utc": _utc(market.ts[starts[0]]) if starts.size else None,
+            "last_end_utc": _utc(market.ts[starts[-1] + length - 1]) if starts.size else None,
+            "start_utc": [_utc(market.ts[s]) for s in starts],
+        },
+        "evaluation": {
+            "mode": "greedy",
+            "simulations": evaluation.simulations,
+            "decisions": evaluation.decisions,
+            "actions": evaluation.action_shares(),
+            "seed": v.seed,
+        },
+        "metrics": metrics,
+        "bootstrap": montecarlo,
+        "safe_f": sizing,
+        "sharpe": sharpe,
+        "baselines": baselines,
+        "equity_curve": equity,
+        "timing": {
+            "load_seconds": load_seconds,
+            "evaluation_seconds": evaluation.seconds,
+            "statistics_seconds": statistics_seconds,
+            "baselines_seconds": baselines_seconds,
+            "total_seconds": total,
+            "decisions_per_second": (
+                evaluation.decisions / evaluation.seconds if evaluation.seconds > 0 else None
+            ),
+        },
+        "config": config.to_dict(redact=True),
+        "promotion": None,
+    }
+
+
+def failure_report(
+    checkpoint: CheckpointInfo, split: str, status: str, error: str, seconds: float
+) -> dict[str, Any]:
+    """The report of a checkpoint that could not be scored ("failed" or "timeout")."""
+    created_at, created_unix = utc_now()
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": status,
+        "error": error,
+        "episode": checkpoint.episode,
+        "split": split,
+        "created_at": created_at,
+        "created_unix": created_unix,
+        "micro_version": __version__,
+        "checkpoint": checkpoint.to_dict(),
+        "timing": {"total_seconds": seconds},
+        "promotion": {
+            "promoted": False,
+            "reason": f"not scored ({status})",
+        },
+    }
+
+
+def score_checkpoint(
+    home: Home,
+    config: Config,
+    checkpoint: Path,
+    split: str,
+    market: Market | None = None,
+) -> dict[str, Any]:
+    """Load, verify and score `checkpoint` on `split`: a full report without its promotion.
+
+    Raises CheckpointError for a missing/truncated/corrupt/incompatible file and DataError for
+    an unprepared store or a split without sessions.
+    """
+    from micro.data.market import load_market
+    from micro.model.checkpoint import load_checkpoint, read_sidecar
+
+    began = time.perf_counter()
+    checkpoint = Path(checkpoint)
+    episode = episode_from_name(checkpoint)
+    if episode is not None and checkpoint.is_file() and read_sidecar(checkpoint) is None:
+        raise CheckpointError(
+            f"{checkpoint.with_suffix('.json')}: the sidecar of a numbered checkpoint is missing "
+            "or not valid JSON, so its sha256 cannot be checked; use another checkpoint"
+        )
+    loaded = load_checkpoint(checkpoint, config)
+    if market is None:
+        market = load_market(home.store, config)
+    starts = evaluation_starts(market, split, config.validation.max_sessions)
+    if starts.size == 0:
+        raise DataError(
+            f"{home.store}: no {split} sessions; import or synthesise more data "
+            "(`micro data synth --days 60`) and run `micro data prepare`"
+        )
+    sidecar = loaded.sidecar
+    if episode is None:
+        episode = sidecar["episode"] if sidecar and "episode" in sidecar else loaded.episode
+    info = CheckpointInfo(
+        path=checkpoint.resolve(),
+        episode=int(episode),
+        sidecar=sidecar,
+        learner_step=loaded.learner_step,
+        promotable=is_promotable(home, checkpoint),
+    )
+    load_seconds = time.perf_counter() - began
+    evaluation = evaluate(loaded.net, market, config, starts, split=split)
+    trials = trial_sharpes(reports_folder(home, split), exclude_episode=info.episode)
+    return build_report(evaluation, market, config, info, trials, load_seconds)
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """A short human summary of a report: trades, expectancy, SQN band, drawdown, promotion."""
+    cp = report["checkpoint"]
+    head = f"{cp['file']} (episode {report['episode']}) on the {report['split']} split"
+    if report["status"] != OK:
+        return [f"{head}: {report['status']}: {report['error']}"]
+    m, boot = report["metrics"], report["bootstrap"]
+    sessions, ev = report["sessions"], report["evaluation"]
+    lines = [
+        f"{head}: {sessions['count']} sessions, {sessions['trading_days']} days, "
+        f"{ev['simulations']} simulations",
+        f"  trades {m['trades']}  expectancy {_num(m['expectancy_pips'])} pips  "
+        f"win rate {_pct(m['win_rate'])}  profit factor {_num(m['profit_factor'])}",
+        f"  SQN {_num(m['sqn'])} (Monte Carlo 5–95%: {_num(boot['sqn']['p5'])} … "
+        f"{_num(boot['sqn']['p95'])})  max drawdown {_num(m['max_drawdown_pips'])} pips "
+        f"({_num(m['max_drawdown_pct'])}%)",
+    ]
+    rank = report["baselines"]["random_entry"]["agent_percentile"]
+    rank_text = "n/a (no trades)" if rank is None else f"{rank:.0f}th percentile"
+    lines.append(f"  vs random entry: {rank_text}")
+    promotion = report.get("promotion") or {}
+    if promotion.get("promoted"):
+        lines.append(f"  promoted to best.pth: {promotion.get('reason')}")
+    else:
+        lines.append(f"  not promoted: {promotion.get('reason', 'no decision')}")
+    return lines
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f}%"

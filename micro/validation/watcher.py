@@ -1,0 +1,413 @@
+"""`micro validate --watch`: the validator service, scoring every checkpoint the trainer writes.
+
+Every `validation.poll_seconds` it lists checkpoints/ and scores the numbered checkpoints that
+have a sidecar and no report yet: the newest first, then (re-listing after each) the older ones
+it missed. Each is scored in a child process (the `multiprocess` package, spawn start) so that a
+run past `validation.checkpoint_time_limit_seconds` can be killed; the parent alone decides
+promotion and writes files, so killing a child never leaves anything half-written.
+
+A checkpoint can be anything: truncated, corrupt, incompatible, without a readable sidecar,
+deleted while being read. Its problem goes into its report (`"status": "failed"` or
+`"timeout"`, with `"error"`), so the trainer may prune it, and into `validation/status.json`;
+watching goes on. A store that cannot be read (being re-prepared, say) is not the checkpoint's
+fault: no report is written and the checkpoint is tried again at the next poll.
+
+`validation/status.json` is rewritten at every change and at least every poll. SIGINT/SIGTERM
+abandon the checkpoint being scored (the child is killed; it has no report, so it is scored
+again next time), write a last status and exit 0. One watcher per home: a second one is refused.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from micro import atomic
+from micro.config import Config
+from micro.errors import CheckpointError, DataError, UserError
+from micro.home import Home
+from micro.model.checkpoint import read_sidecar
+from micro.train.store import numbered_checkpoints, report_name, sidecar_path
+from micro.validation.promotion import conclude, current_best, record_event, write_report
+from micro.validation.report import (
+    FAILED,
+    OK,
+    TIMEOUT,
+    CheckpointInfo,
+    failure_report,
+    is_promotable,
+    reports_folder,
+    utc_now,
+)
+
+log = logging.getLogger("micro.validation")
+
+STATUS = "status.json"
+WATCH_LOCK = ".watcher.lock"
+TICK_SECONDS = 0.2  # how often a wait looks at signals, the child and the clock
+KILL_GRACE_SECONDS = 2.0
+DATA_ERROR = "data"  # outcome kind of a store problem: retried, never a report
+
+
+def pending(home: Home, split: str) -> list[tuple[int, Path]]:
+    """(episode, path) of numbered checkpoints with a sidecar file and no report, newest first."""
+    folder = reports_folder(home, split)
+    found = [
+        (episode, path)
+        for episode, path in numbered_checkpoints(home.checkpoints)
+        if sidecar_path(path).exists() and not (folder / report_name(episode)).exists()
+    ]
+    return sorted(found, reverse=True)
+
+
+def check_store(home: Home, config: Config) -> None:
+    """DataError (one line) unless the market store exists and is prepared for this config."""
+    from micro.data.prepare import staleness
+    from micro.data.store import connect
+
+    con = connect(home.store, read_only=True)
+    try:
+        reason = staleness(con, config)
+    finally:
+        con.close()
+    if reason is not None:
+        raise DataError(
+            f"{home.store}: {reason}; run `micro data prepare` to bring the store up to date"
+        )
+
+
+def score_in_child(
+    home_root: str, config_plain: dict[str, Any], checkpoint: str, split: str, conn: Any
+) -> None:
+    """Entry point of the scoring process: sends (kind, report or error, traceback) and exits."""
+    from micro.train.actor import die_with_parent
+
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the watcher decides when scoring stops
+    from micro.logs import setup_logging
+
+    setup_logging(None, console=True)
+    try:
+        import torch
+
+        from micro.config import config_from_dict
+        from micro.validation.report import score_checkpoint
+
+        config = config_from_dict(config_plain, source="validator")
+        if config.validation.threads:
+            torch.set_num_threads(config.validation.threads)
+        report = score_checkpoint(Home(Path(home_root)), config, Path(checkpoint), split)
+        message: tuple[str, Any, str | None] = (OK, report, None)
+    except CheckpointError as exc:
+        message = (FAILED, str(exc), None)
+    except DataError as exc:
+        message = (DATA_ERROR, str(exc), None)
+    except Exception as exc:  # a checkpoint can break scoring in ways no one listed
+        message = (FAILED, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+    conn.send(message)
+    conn.close()
+
+
+class Watcher:
+    """The service loop; `run` returns the exit status (0 when stopped by a signal)."""
+
+    def __init__(self, home: Home, config: Config, split: str) -> None:
+        self.home = home
+        self.config = config
+        self.split = split
+        self.validation = config.validation
+        self.stopping = False
+        self.stop_reason = ""
+        self.child: Any = None
+        started_at, _ = utc_now()
+        self.status: dict[str, Any] = {
+            "service": "validator",
+            "pid": os.getpid(),
+            "state": "starting",
+            "split": split,
+            "started_at": started_at,
+            "current": None,
+            "last_scored": None,
+            "counts": {"scored": 0, "failed": 0, "timeout": 0, "promoted": 0},
+            "pending": 0,
+            "best": None,
+            "last_error": None,
+            "poll_seconds": self.validation.poll_seconds,
+            "checkpoint_time_limit_seconds": self.validation.checkpoint_time_limit_seconds,
+        }
+
+    # ------------------------------------------------------------------ status
+
+    def write_status(self, **changes: Any) -> None:
+        """Apply `changes` and rewrite validation/status.json atomically."""
+        self.status.update(changes)
+        best = current_best(self.home)
+        self.status["best"] = (
+            None
+            if best is None
+            else {
+                "episode": best.get("episode"),
+                "score_name": best.get("score_name"),
+                "score": best.get("score"),
+            }
+        )
+        at, unix = utc_now()
+        self.status["updated_at"], self.status["updated_unix"] = at, unix
+        atomic.write_json(self.home.validation / STATUS, self.status)
+
+    def request_stop(self, reason: str) -> None:
+        if not self.stopping:
+            log.info("stopping: %s", reason)
+        self.stopping = True
+        self.stop_reason = reason
+
+    # ------------------------------------------------------------------ main loop
+
+    def run(self) -> int:
+        """Watch until SIGINT/SIGTERM; 0 on a clean stop."""
+        previous = {
+            s: signal.signal(s, lambda signum, _: self.request_stop(signal.Signals(signum).name))
+            for s in (signal.SIGINT, signal.SIGTERM)
+        }
+        log.info(
+            "validator watching %s every %g s (%s split, time limit %g s per checkpoint)",
+            self.home.checkpoints,
+            self.validation.poll_seconds,
+            self.split,
+            self.validation.checkpoint_time_limit_seconds,
+        )
+        try:
+            self.write_status(state="idle")
+            while not self.stopping:
+                todo = pending(self.home, self.split)
+                if todo:
+                    episode, path = todo[0]
+                    self.write_status(pending=len(todo))
+                    retry_later = self.score(episode, path)
+                    if retry_later:
+                        self.wait(self.validation.poll_seconds)
+                else:
+                    self.write_status(state="idle", current=None, pending=0)
+                    self.wait(self.validation.poll_seconds)
+        finally:
+            self.kill_child()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            self.write_status(state="stopped", current=None)
+        log.info("validator stopped (%s)", self.stop_reason or "done")
+        return 0
+
+    def wait(self, seconds: float) -> None:
+        """Sleep up to `seconds`, returning early on a stop request."""
+        deadline = time.monotonic() + seconds
+        while not self.stopping and time.monotonic() < deadline:
+            time.sleep(min(TICK_SECONDS, max(0.0, deadline - time.monotonic())))
+
+    # ------------------------------------------------------------------ one checkpoint
+
+    def score(self, episode: int, path: Path) -> bool:
+        """Score one checkpoint and record the outcome; True when it must be retried later."""
+        import multiprocess
+
+        limit = self.validation.checkpoint_time_limit_seconds
+        began = time.monotonic()
+        started_at, _ = utc_now()
+        mp = multiprocess.get_context("spawn")
+        receiver, sender = mp.Pipe(duplex=False)
+        self.child = mp.Process(
+            target=score_in_child,
+            args=(
+                str(self.home.root),
+                self.config.to_dict(redact=False),
+                str(path),
+                self.split,
+                sender,
+            ),
+            name=f"micro-validate-{episode}",
+            daemon=True,
+        )
+        self.child.start()
+        sender.close()  # the child holds the only sending end: EOF when it dies
+        log.info("scoring %s (pid %d)", path.name, self.child.pid)
+        current = {
+            "checkpoint": path.name,
+            "episode": episode,
+            "started_at": started_at,
+            "child_pid": self.child.pid,
+        }
+        self.write_status(state="scoring", current=current)
+        outcome = None
+        last_status = time.monotonic()
+        while outcome is None:
+            if self.stopping:
+                self.kill_child()
+                receiver.close()
+                log.info("abandoned %s; it will be scored at the next start", path.name)
+                return False
+            if receiver.poll(TICK_SECONDS):
+                try:
+                    outcome = receiver.recv()
+                except (EOFError, OSError):
+                    outcome = (FAILED, self._death(), None)
+            elif not self.child.is_alive():
+                outcome = (FAILED, self._death(), None) if not receiver.poll(0) else None
+            elif time.monotonic() - began >= limit:
+                self.kill_child()
+                outcome = (
+                    TIMEOUT,
+                    f"still scoring after {limit:g} s (validation.checkpoint_time_limit_seconds);"
+                    " the scoring process was killed",
+                    None,
+                )
+            if time.monotonic() - last_status >= self.validation.poll_seconds:
+                self.write_status()
+                last_status = time.monotonic()
+        receiver.close()
+        self.reap_child()
+        return self.record(episode, path, outcome, time.monotonic() - began)
+
+    def _death(self) -> str:
+        self.child.join(timeout=KILL_GRACE_SECONDS)
+        return f"the scoring process died without a result (exit code {self.child.exitcode})"
+
+    def record(
+        self, episode: int, path: Path, outcome: tuple[str, Any, str | None], seconds: float
+    ) -> bool:
+        """Write the report of one outcome and update the status; True to retry later."""
+        kind, payload, trace = outcome
+        at, _ = utc_now()
+        counts = self.status["counts"]
+        if kind == DATA_ERROR:
+            log.error("cannot score %s now: %s; retrying at the next poll", path.name, payload)
+            self.write_status(
+                state="idle",
+                current=None,
+                last_error={"checkpoint": None, "error": payload, "at": at},
+            )
+            return True
+        if kind == OK:
+            try:
+                report_file = conclude(self.home, self.config, payload)
+            except Exception as exc:  # never let one report stop the service
+                log.exception("recording the report of %s failed", path.name)
+                kind, payload = FAILED, f"recording its report failed ({type(exc).__name__}: {exc})"
+        if kind == OK:
+            promotion = payload["promotion"]
+            metrics = payload["metrics"]
+            counts["scored"] += 1
+            counts["promoted"] += int(promotion["promoted"])
+            log.info(
+                "scored %s: %d trades, SQN %s, %s: %s",
+                path.name,
+                metrics["trades"],
+                metrics["sqn"],
+                "promoted" if promotion["promoted"] else "not promoted",
+                promotion["reason"],
+            )
+            record_event(
+                self.home, "scored", episode=episode, checkpoint=path.name,
+                report=str(report_file), promoted=promotion["promoted"],
+            )  # fmt: skip
+            last = {
+                "checkpoint": path.name,
+                "episode": episode,
+                "status": OK,
+                "at": at,
+                "seconds": seconds,
+                "trades": metrics["trades"],
+                "sqn": metrics["sqn"],
+                "score": promotion["score"],
+                "promoted": promotion["promoted"],
+                "reason": promotion["reason"],
+                "report": str(report_file),
+            }
+            self.write_status(state="idle", current=None, last_scored=last)
+            return False
+        if trace:
+            log.error("scoring %s failed:\n%s", path.name, trace)
+        else:
+            log.error("%s %s: %s", path.name, kind, payload)
+        sidecar = read_sidecar(path)
+        info = CheckpointInfo(
+            path=path.resolve(),
+            episode=episode,
+            sidecar=sidecar,
+            learner_step=(sidecar or {}).get("learner_step"),
+            promotable=is_promotable(self.home, path),
+        )
+        report_file = write_report(
+            self.home, failure_report(info, self.split, kind, str(payload), seconds)
+        )
+        counts[kind] += 1
+        record_event(
+            self.home, kind, episode=episode, checkpoint=path.name, error=str(payload),
+            report=str(report_file),
+        )  # fmt: skip
+        last = {
+            "checkpoint": path.name,
+            "episode": episode,
+            "status": kind,
+            "at": at,
+            "seconds": seconds,
+            "error": payload,
+            "report": str(report_file),
+        }
+        error = {"checkpoint": path.name, "error": payload, "at": at}
+        self.write_status(state="idle", current=None, last_scored=last, last_error=error)
+        return False
+
+    def kill_child(self) -> None:
+        """Stop the scoring process, if any: SIGTERM, then SIGKILL after a grace period."""
+        child, self.child = self.child, None
+        if child is None:
+            return
+        if child.is_alive():
+            child.terminate()
+            child.join(timeout=KILL_GRACE_SECONDS)
+            if child.is_alive():
+                child.kill()
+        child.join(timeout=KILL_GRACE_SECONDS)
+
+    def reap_child(self) -> None:
+        """Wait for a child that has sent its result to exit (kill it if it lingers)."""
+        child = self.child
+        if child is not None:
+            child.join(timeout=KILL_GRACE_SECONDS)
+        self.kill_child()
+
+
+def hold_watch_lock(home: Home) -> Any:
+    """An open file holding the home's exclusive watcher lock; UserError if another holds it."""
+    home.validation.mkdir(parents=True, exist_ok=True)
+    fh = open(home.validation / WATCH_LOCK, "a+")  # noqa: SIM115 (held for the service's life)
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        other = fh.read().strip() or "?"
+        fh.close()
+        raise UserError(
+            f"{home.validation}: another `micro validate --watch` (pid {other}) is watching this "
+            "home; stop it first"
+        ) from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(str(os.getpid()))
+    fh.flush()
+    return fh
+
+
+def watch(home: Home, config: Config, split: str) -> int:
+    """Run the validator service on `home` until stopped; the exit status."""
+    check_store(home, config)
+    lock = hold_watch_lock(home)
+    try:
+        return Watcher(home, config, split).run()
+    finally:
+        lock.close()

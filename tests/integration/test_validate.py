@@ -1,0 +1,244 @@
+"""`micro validate CHECKPOINT` as a user runs it: a real prepared store and checkpoints, the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from micro.config import load_config
+from micro.data.market import load_market
+from micro.model.checkpoint import load_checkpoint, save_checkpoint
+from micro.model.networks import StochasticMuZeroNet
+from micro.train.store import best_source_episode
+from micro.validation.evaluate import evaluate, evaluation_starts
+from tests.conftest import REPO, micro_env, run_micro
+
+TINY = """
+[model]
+tcn_channels = 16
+hidden = 32
+mlp_hidden = 32
+static_hidden = 16
+[mcts]
+simulations = 2
+[validation]
+bootstrap_runs = 100
+random_baselines = 100
+poll_seconds = 0.3
+account_pips = 100000.0
+min_trades = 5
+"""
+
+# Runs the real CLI with the validate command registered, whether or not micro/cli.py lists it.
+RUNNER = (
+    "import sys, micro.cli as c; m = 'micro.validation.commands'; "
+    "c.COMMAND_MODULES = c.COMMAND_MODULES + (() if m in c.COMMAND_MODULES else (m,)); "
+    "sys.exit(c.main(sys.argv[1:]))"
+)
+
+
+def micro_command(*args: str) -> list[str]:
+    """argv of `micro ARGS` with the validate command available."""
+    return [sys.executable, "-c", RUNNER, *args]
+
+
+def validate(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run `micro validate ARGS` in `home` as a real subprocess."""
+    return subprocess.run(
+        micro_command("validate", *args),
+        cwd=home,
+        env=micro_env(home),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def make_checkpoint(home: Path, episode: int, name: str | None = None) -> Path:
+    """Save a real tiny network (seeded by episode) as checkpoints/ckpt_ep{N:07d}.pth."""
+    config = load_config(home, environ={})
+    torch.manual_seed(episode)
+    net = StochasticMuZeroNet(config.model, config.features.window)
+    path = home / "checkpoints" / (name or f"ckpt_ep{episode:07d}.pth")
+    save_checkpoint(path, net, config, episode=episode, learner_step=3 * episode)
+    return path
+
+
+def strict_json(path: Path) -> Any:
+    """The JSON in `path`, refusing NaN and ±Infinity (which are not JSON)."""
+
+    def refuse(token: str) -> None:
+        raise AssertionError(f"{path} holds {token}")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def documented_keys() -> list[str]:
+    """The report keys README.md's "Validation reports" table documents (dotted for nesting)."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Validation reports", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\| `([a-z0-9_.]+)` \|", section, flags=re.MULTILINE)
+
+
+def lookup(report: dict[str, Any], dotted: str) -> Any:
+    node: Any = report
+    for part in dotted.split("."):
+        assert isinstance(node, dict) and part in node, f"report lacks {dotted}"
+        node = node[part]
+    return node
+
+
+def prepare_home(home: Path) -> Path:
+    """30 days of synthetic bars in `home`, prepared through the CLI, and the tiny config."""
+    assert run_micro(home, "data", "synth", "--days", "30", "--seed", "3").returncode == 0
+    assert run_micro(home, "data", "prepare").returncode == 0
+    (home / "micro.toml").write_text(TINY)
+    return home
+
+
+@pytest.fixture(scope="module")
+def prepared_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return prepare_home(tmp_path_factory.mktemp("validate-template"))
+
+
+@pytest.fixture
+def vhome(prepared_template: Path, tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    shutil.copytree(prepared_template, home)
+    return home
+
+
+def test_a_report_has_every_documented_key_is_strict_json_and_promotes_the_first_best(
+    vhome: Path,
+) -> None:
+    make_checkpoint(vhome, 50)
+    result = validate(vhome, "checkpoints/ckpt_ep0000050.pth")
+    assert result.returncode == 0, result.stderr
+    report_file = vhome / "validation" / "validation_ep0000050.json"
+    assert f"report: {report_file}" in result.stdout
+    assert "SQN" in result.stdout and "trades" in result.stdout and "promoted" in result.stdout
+    report = strict_json(report_file)
+    keys = documented_keys()
+    assert len(keys) > 30  # the table exists and is parsed
+    for key in keys:
+        lookup(report, key)
+    assert report["status"] == "ok" and report["episode"] == 50 and report["split"] == "validation"
+    assert report["sessions"]["count"] == 8 and report["evaluation"]["simulations"] == 2
+    assert report["metrics"]["trades"] == report["bootstrap"]["trades"]
+    assert report["config"]["model"]["hidden"] == 32
+    assert report["promotion"]["promoted"], report["promotion"]
+    best = vhome / "checkpoints" / "best.pth"
+    assert best.read_bytes() == (vhome / "checkpoints" / "ckpt_ep0000050.pth").read_bytes()
+    assert best_source_episode(vhome / "checkpoints") == 50
+    assert strict_json(vhome / "validation" / "best_metrics.json")["episode"] == 50
+    load_checkpoint(best, load_config(vhome, environ={}))  # best.pth + best.json verify
+
+    make_checkpoint(vhome, 100)
+    assert validate(vhome, "ckpt_ep0000100.pth").returncode == 0  # a name in checkpoints/
+    second = strict_json(vhome / "validation" / "validation_ep0000100.json")
+    assert second["sharpe"]["dsr_trials"] == 2  # deflated over both checkpoints scored
+    decision = second["promotion"]
+    assert decision["promoted"] == (decision["score"] > report["promotion"]["score"])
+
+
+def test_a_latest_copy_is_named_by_its_episode_and_never_promoted(vhome: Path) -> None:
+    make_checkpoint(vhome, 70, name="latest.pth")
+    result = validate(vhome, "checkpoints/latest.pth")
+    assert result.returncode == 0, result.stderr
+    report = strict_json(vhome / "validation" / "validation_ep0000070.json")
+    assert report["checkpoint"]["file"] == "latest.pth" and not report["checkpoint"]["promotable"]
+    assert not report["promotion"]["promoted"] and "numbered" in report["promotion"]["reason"]
+    assert not (vhome / "checkpoints" / "best.pth").exists()
+
+
+def test_the_test_split_reports_apart_and_never_promotes(vhome: Path) -> None:
+    make_checkpoint(vhome, 50)
+    result = validate(vhome, "checkpoints/ckpt_ep0000050.pth", "--split", "test")
+    assert result.returncode == 0, result.stderr
+    report = strict_json(vhome / "validation" / "test" / "validation_ep0000050.json")
+    assert report["split"] == "test" and report["sessions"]["count"] == 6
+    assert not report["promotion"]["promoted"] and "test split" in report["promotion"]["reason"]
+    assert not (vhome / "validation" / "validation_ep0000050.json").exists()
+    assert not (vhome / "checkpoints" / "best.pth").exists()
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:4000])
+
+
+def junk(path: Path) -> None:
+    """Bytes torch cannot read, under a sidecar whose sha256 matches them."""
+    blob = b"\x00not a torch file" * 100
+    path.write_bytes(blob)
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    sidecar.update(sha256=hashlib.sha256(blob).hexdigest(), size_bytes=len(blob))
+    path.with_suffix(".json").write_text(json.dumps(sidecar))
+
+
+@pytest.mark.parametrize(
+    ("damage", "extra", "expected"),
+    [
+        (truncate, (), "truncated or corrupt"),
+        (junk, (), "truncated or corrupt"),
+        (None, ("--set", "model.hidden=48"), "model.hidden"),
+    ],
+    ids=["truncated", "corrupt", "incompatible"],
+)
+def test_a_broken_checkpoint_exits_2_with_one_clear_line(
+    vhome: Path, damage: Any, extra: tuple[str, ...], expected: str
+) -> None:
+    path = make_checkpoint(vhome, 50)
+    if damage is not None:
+        damage(path)
+    result = validate(vhome, str(path), *extra)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0] and "ckpt_ep0000050" in lines[0]
+    assert not list((vhome / "validation").glob("validation_ep*.json"))
+
+
+def test_a_missing_checkpoint_or_no_argument_exits_2_with_one_line(vhome: Path) -> None:
+    missing = validate(vhome, "checkpoints/ckpt_ep0009999.pth")
+    assert missing.returncode == 2 and "not found" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+    neither = validate(vhome)
+    assert neither.returncode == 2 and "--watch" in neither.stderr
+
+
+def test_an_unprepared_store_exits_2_saying_what_to_run(home: Path) -> None:
+    (home / "micro.toml").write_text(TINY)
+    path = make_checkpoint(home, 50)
+    result = validate(home, str(path))
+    assert result.returncode == 2 and "micro data" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_greedy_evaluation_plays_every_session_to_its_end_reproducibly(vhome: Path) -> None:
+    config = load_config(vhome, environ={})
+    market = load_market(vhome / "data" / "market.duckdb", config)
+    net = load_checkpoint(make_checkpoint(vhome, 50), config).net
+    starts = evaluation_starts(market, "validation")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.validation.threads)  # as the validator runs it
+    try:
+        first = evaluate(net, market, config, starts)
+        again = evaluate(net, market, config, starts)
+    finally:
+        torch.set_num_threads(threads)
+    assert first.decisions == starts.size * (config.data.session_bars - 1)
+    assert int(first.action_counts.sum()) == first.decisions
+    assert set(np.unique(first.trades["session"])) <= set(starts.tolist())
+    assert np.array_equal(first.trades, again.trades)
+    capped = evaluation_starts(market, "validation", max_sessions=3)
+    assert capped.size == 3 and capped[0] == starts[0] and capped[-1] == starts[-1]
