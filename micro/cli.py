@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "micro.config_commands",
     "micro.train.commands",
     "micro.validation.commands",
+    "micro.live.commands",
     "micro.up",
 )
 

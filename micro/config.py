@@ -188,7 +188,7 @@ class TrainConfig:
     """Positions kept in replay (as indices, not copies of windows)."""
     min_replay: int = _f(2_000, ge=1)
     """Positions in replay before the learner starts."""
-    replay_ratio: float = _f(0.5, gt=0.0)
+    replay_ratio: float = _f(1.0, gt=0.0)
     """Target learner samples per self-play position (throttles whichever side runs ahead)."""
     prioritized: bool = False
     """Prioritised replay (priority = |value error|^alpha, importance weights ^beta)."""
@@ -254,8 +254,11 @@ class ValidationConfig:
     """A checkpoint still being scored after this long is abandoned and recorded as such."""
     poll_seconds: float = _f(5.0, gt=0.0)
     """Seconds between looks at checkpoints/ when watching."""
-    simulations: int = _f(0, ge=0, le=4096)
-    """Search simulations per validation decision (0: the same as mcts.simulations)."""
+    simulations: int = _f(32, ge=0, le=4096)
+    """Simulations per greedy decision in validation and live (0: mcts.simulations). Greedy
+    acting takes the most visited root action, so it needs more simulations than self-play,
+    which samples: with few, visits follow the prior (measured: 4 → no trades, 32 → the
+    learned edge)."""
     threads: int = _f(1, ge=0, le=256)
     """Torch threads of the scoring process (0: torch decides; 1 leaves the cores to training)."""
 

@@ -199,6 +199,9 @@ class FakeOanda:
         self.add_route("GET", r"/v3/instruments/(?P<instrument>[^/]+)/candles", _get_candles)
         self.add_route("GET", r"/v3/accounts/(?P<account>[^/]+)/summary", _get_summary)
         self.add_route("GET", r"/v3/accounts/(?P<account>[^/]+)/instruments", _get_instruments)
+        from tests.fakes.oanda_trading import install_trading  # pricing, orders, trades, clock
+
+        install_trading(self)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -611,6 +614,7 @@ class _Server(ThreadingHTTPServer):
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes: no 40 ms stall
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet

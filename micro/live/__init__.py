@@ -1,0 +1,1 @@
+"""The live trader: one broker protocol (OANDA or simulated), bar clock, risk, journal, the loop."""

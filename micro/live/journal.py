@@ -1,0 +1,76 @@
+"""`live/journal.jsonl` (append-only record of everything) and `live/state.json` (the snapshot).
+
+Journal lines are JSON objects with `time` (wall clock, UTC ISO), `kind` and the kind's fields:
+`start`, `bar` (decision, rationale, latency), `order`, `fill`, `rejected`, `close`, `trade`,
+`error`, `risk`, `reload`, `reconcile`, `stop`. Each is one fsynced write of a whole line, so a
+reader never sees half of one. state.json is rewritten atomically after every bar; no secret is
+ever written to either (the token lives only in the OANDA session's headers).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from micro.atomic import append_jsonl, read_json, write_json
+
+STATE_VERSION = 1
+
+
+class Journal:
+    """Appends one JSON line per event to `path`."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def record(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """Append `{"time", "kind", **fields}` and return it."""
+        line = {"time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"), "kind": kind}
+        line.update(fields)
+        append_jsonl(self.path, line)
+        return line
+
+    def lines(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Every readable line (of `kind`), oldest first; a torn last line is skipped."""
+        if not self.path.is_file():
+            return []
+        out = []
+        with open(self.path, encoding="utf-8") as fh:
+            for text in fh:
+                try:
+                    line = json.loads(text)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(line, dict) and (kind is None or line.get("kind") == kind):
+                    out.append(line)
+        return out
+
+    def fill_of(self, trade_id: str | None, client_id: str | None) -> dict[str, Any] | None:
+        """The journal's `fill` line of the trade with this id or client id, if it has one."""
+        for line in reversed(self.lines("fill")):
+            if (trade_id and line.get("trade_id") == trade_id) or (
+                client_id and line.get("client_id") == client_id
+            ):
+                return line
+        return None
+
+
+class StateFile:
+    """`live/state.json`: rewritten atomically, read back at start-up."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def read(self) -> dict[str, Any] | None:
+        """The last state written, or None when there is none (or it is unreadable)."""
+        state = read_json(self.path)
+        if not isinstance(state, dict) or state.get("state_version") != STATE_VERSION:
+            return None
+        return state
+
+    def write(self, state: dict[str, Any]) -> None:
+        payload = {"state_version": STATE_VERSION, **state}
+        payload["written_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        write_json(self.path, payload)

@@ -1,0 +1,207 @@
+"""The simulated broker: paper trading and replays over stored candles, filled like the env.
+
+Its clock is a replay over chosen rows of the stored candles: every `candles_since` call releases
+the next row (one bar per poll), so the trader runs as fast as it can think. Prices are mid ± half
+the configured spread (bid/ask), so a round trip pays exactly the env's spread. A position's stop
+is kept at entry mid − side × `stop_loss_pips`, where the entry mid is the close of the bar the
+order was sent on (the env's convention); each released bar checks it on the bar's mid high/low,
+and a bar that opens beyond the stop fills at its open (a gap), exactly as `micro.env.kernels`
+does. A stop fill and every close pay the half spread on the way out (they sell at the bid).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from micro.env.kernels import STOP_TOUCH_PIPS
+from micro.live.broker import (
+    Account,
+    BrokerError,
+    BrokerTrade,
+    Candle,
+    CloseResult,
+    OrderResult,
+    Quote,
+)
+
+CLIENT_ID_MAX = 128  # OANDA's limit on tradeClientExtensions.id
+
+
+class SimBroker:
+    """Fills against stored mid candles; the replay clock releases `rows` one per poll."""
+
+    name = "sim"
+    order_settle_seconds = 0.0  # the sim answers every order
+
+    def __init__(
+        self,
+        instrument: str,
+        pip: float,
+        spread_pips: float,
+        ts: np.ndarray,  # [T] int64 s UTC, bar open times
+        open_: np.ndarray,  # [T] float64 mid
+        high: np.ndarray,  # [T] float64 mid
+        low: np.ndarray,  # [T] float64 mid
+        close: np.ndarray,  # [T] float64 mid
+        rows: np.ndarray,  # [R] int64 increasing rows the clock releases, in order
+        balance: float = 100_000.0,
+    ) -> None:
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size == 0:
+            raise ValueError("the sim broker needs at least one row to replay")
+        if np.any(np.diff(rows) <= 0):
+            raise ValueError("replay rows must be strictly increasing")
+        if rows[0] < 0 or rows[-1] >= len(ts):
+            raise ValueError(f"replay rows must lie in [0, {len(ts)})")
+        self.instrument = instrument
+        self.pip = float(pip)
+        self.half_spread = 0.5 * float(spread_pips) * self.pip  # price
+        self._ts = np.asarray(ts, dtype=np.int64)
+        self._open = np.asarray(open_, dtype=np.float64)
+        self._high = np.asarray(high, dtype=np.float64)
+        self._low = np.asarray(low, dtype=np.float64)
+        self._close = np.asarray(close, dtype=np.float64)
+        self._rows = rows
+        self._cursor = 0  # next index into rows to release
+        self._last_row = int(rows[0]) - 1  # newest released row (history ends here)
+        self._trades: dict[str, BrokerTrade] = {}  # by trade id
+        self._by_client: dict[str, str] = {}
+        self._ids = itertools.count(1)
+        self.balance = float(balance)
+        self.tradeable = True
+        self.orders_sent = 0
+
+    # ------------------------------------------------------------ clock and prices
+
+    def finished(self) -> bool:
+        """Whether every replay row has been released."""
+        return self._cursor >= len(self._rows)
+
+    def history(self, count: int) -> list[Candle]:
+        """Up to `count` stored candles ending at the newest released row."""
+        first = max(0, self._last_row - count + 1)
+        return [self._candle(r) for r in range(first, self._last_row + 1)]
+
+    def candles_since(self, ts: int) -> list[Candle]:
+        """Release the next replay row (one bar per poll); its stop-loss is checked first."""
+        if self.finished():
+            return []
+        row = int(self._rows[self._cursor])
+        self._cursor += 1
+        self._last_row = row
+        self._check_stop(row)
+        if self._ts[row] <= ts:
+            return []
+        return [self._candle(row)]
+
+    def quote(self) -> Quote:
+        """Mid ± half spread at the newest released close, quoted when that bar completed."""
+        if self._last_row < 0:
+            raise BrokerError("the sim broker has no price before its first bar")
+        mid = float(self._close[self._last_row])
+        return Quote(
+            bid=mid - self.half_spread,
+            ask=mid + self.half_spread,
+            time=float(self._ts[self._last_row] + 60),
+            tradeable=self.tradeable,
+        )
+
+    # ------------------------------------------------------------ account and orders
+
+    def open_trades(self) -> list[BrokerTrade]:
+        return [t for t in self._trades.values() if t.state == "OPEN"]
+
+    def account(self) -> Account:
+        return Account(balance=self.balance, nav=self.balance, currency="JPY")
+
+    def market_order(
+        self, side: int, units: int, stop_loss_pips: float, client_id: str
+    ) -> OrderResult:
+        """Fill at the ask (buy) or bid (sell); the stop rests at entry mid − side × distance."""
+        if side not in (-1, 1) or units <= 0 or not 0 < len(client_id) <= CLIENT_ID_MAX:
+            raise ValueError(f"bad order: side {side}, units {units}, client id {client_id!r}")
+        self.orders_sent += 1
+        if client_id in self._by_client:
+            return OrderResult(client_id, False, None, "CLIENT_TRADE_ID_ALREADY_EXISTS")
+        if not self.tradeable:
+            return OrderResult(client_id, False, None, "MARKET_HALTED")
+        if self.open_trades():
+            return OrderResult(client_id, False, None, "POSITION_ALREADY_OPEN")
+        mid = float(self._close[self._last_row])
+        trade = BrokerTrade(
+            trade_id=str(next(self._ids)),
+            client_id=client_id,
+            side=side,
+            units=int(units),
+            price=mid + side * self.half_spread,
+            open_time=float(self._ts[self._last_row] + 60),
+            state="OPEN",
+            stop_price=mid - side * stop_loss_pips * self.pip,
+        )
+        self._trades[trade.trade_id] = trade
+        self._by_client[client_id] = trade.trade_id
+        return OrderResult(client_id, True, trade)
+
+    def close_trade(self, trade_id: str) -> CloseResult:
+        """Close at the bid (long) or ask (short) of the newest close."""
+        trade = self._trades.get(trade_id)
+        if trade is None or trade.state != "OPEN":
+            raise BrokerError(f"sim: trade {trade_id} is not open")
+        mid = float(self._close[self._last_row])
+        time = float(self._ts[self._last_row] + 60)
+        return self._finish(trade, mid - trade.side * self.half_spread, time, "agent")
+
+    def trade_by_client_id(self, client_id: str) -> BrokerTrade | None:
+        trade_id = self._by_client.get(client_id)
+        return None if trade_id is None else self._trades[trade_id]
+
+    def close(self) -> None:
+        return None
+
+    # ------------------------------------------------------------ internals
+
+    def _candle(self, row: int) -> Candle:
+        return Candle(
+            ts=int(self._ts[row]),
+            open=float(self._open[row]),
+            high=float(self._high[row]),
+            low=float(self._low[row]),
+            close=float(self._close[row]),
+        )
+
+    def _check_stop(self, row: int) -> None:
+        """Fill a resting stop during bar `row` exactly as the env's step kernel does."""
+        for trade in self.open_trades():
+            stop = trade.stop_price
+            if stop is None:
+                continue
+            s = trade.side
+            adverse = self._low[row] if s > 0 else self._high[row]
+            if s * (self._open[row] - stop) / self.pip <= -STOP_TOUCH_PIPS:
+                exit_mid = float(self._open[row])  # gapped past the stop
+            elif s * (adverse - stop) / self.pip <= STOP_TOUCH_PIPS:
+                exit_mid = float(stop)
+            else:
+                continue
+            self._finish(trade, exit_mid - s * self.half_spread, float(self._ts[row]), "stop_loss")
+
+    def _finish(self, trade: BrokerTrade, price: float, time: float, reason: str) -> CloseResult:
+        closed = BrokerTrade(
+            trade_id=trade.trade_id,
+            client_id=trade.client_id,
+            side=trade.side,
+            units=trade.units,
+            price=trade.price,
+            open_time=trade.open_time,
+            state="CLOSED",
+            stop_price=trade.stop_price,
+            close_price=price,
+            close_time=time,
+            close_reason=reason,
+        )
+        self._trades[trade.trade_id] = closed
+        profit = trade.side * (price - trade.price) * trade.units
+        self.balance += profit
+        return CloseResult(trade.trade_id, price, time)

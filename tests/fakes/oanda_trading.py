@@ -1,0 +1,371 @@
+"""Trading routes of the fake OANDA v20 server: pricing, orders, trades, positions, a bar clock.
+
+Installed on every FakeOanda (`install_trading`). Shapes follow OANDA's v20 docs: a MARKET order
+answers 201 with `orderCreateTransaction` and either `orderFillTransaction` (with `tradeOpened`)
+or `orderCancelTransaction`; trades carry `clientExtensions` and `stopLossOrder`; prices are
+strings at the instrument's precision. Bid/ask are mid ∓ one pip (as the fake's candles).
+
+The clock: `fake.replay(start)` makes the fake's `now` a replay clock that moves one minute on
+every candles request (one bar per poll), so a trader polling it runs as fast as it can.
+Each time the clock moves, open trades' stops are checked on the bar that just completed (bid
+low for longs, ask high for shorts; a bar opening beyond the stop fills at its open).
+Knobs for faults: `fake.tradeable`, `fake.cancel_next_order` (a reason: the next order is
+cancelled inside a 201), `fake.price_hook` (edit the PRICE object before it is sent).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from micro.data.instruments import instrument as instrument_facts
+
+if TYPE_CHECKING:
+    from tests.fakes.oanda_v20 import Call, FakeOanda
+
+ACCOUNT = r"/v3/accounts/(?P<account>[^/]+)"
+
+
+def install_trading(fake: FakeOanda) -> None:
+    """Register the trading routes and their state on `fake`."""
+    fake.tradeable = True
+    fake.cancel_next_order = None
+    fake.price_hook = None
+    fake.closed_trades = []
+    fake.trade_lock = threading.RLock()
+    fake.replay = lambda start: _replay(fake, start)
+    fake.add_route("GET", ACCOUNT + r"/pricing", _pricing)
+    fake.add_route("POST", ACCOUNT + r"/orders", _order)
+    fake.add_route("GET", ACCOUNT + r"/openTrades", _open_trades)
+    fake.add_route("GET", ACCOUNT + r"/trades", _open_trades)
+    fake.add_route("GET", ACCOUNT + r"/trades/(?P<spec>[^/]+)", _trade)
+    fake.add_route("PUT", ACCOUNT + r"/trades/(?P<spec>[^/]+)/close", _close_trade)
+    fake.add_route("GET", ACCOUNT + r"/openPositions", _open_positions)
+    fake.add_route("PUT", ACCOUNT + r"/positions/(?P<instrument>[^/]+)/close", _close_position)
+
+
+class ReplayClock:
+    """A clock the candles route moves one minute per request."""
+
+    def __init__(self, start: pd.Timestamp) -> None:
+        self.now = pd.Timestamp(start)
+        self.lock = threading.Lock()
+
+    def __call__(self) -> pd.Timestamp:
+        return self.now
+
+
+def _replay(fake: FakeOanda, start: pd.Timestamp) -> ReplayClock:
+    clock = ReplayClock(start)
+    fake.now = clock
+    fake.replay_clock = clock
+    original = next(r for r in fake.routes if r.pattern.pattern.endswith("/candles"))
+
+    def candles_then_tick(fake: FakeOanda, call: Call) -> Any:
+        answer = original.handler(fake, call)
+        with clock.lock:
+            clock.now += pd.Timedelta(minutes=1)
+        _trigger_stops(fake)
+        return answer
+
+    fake.add_route("GET", original.pattern.pattern, candles_then_tick)
+    return clock
+
+
+def _fmt(fake: FakeOanda, value: float) -> str:
+    return f"{value:.{instrument_facts(fake.instrument).precision}f}"
+
+
+def _time(moment: pd.Timestamp) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
+
+
+def _last_bar(fake: FakeOanda) -> pd.Series:
+    """The newest completed candle at the fake's now."""
+    now = fake.now
+    frame = fake.candle_source.between(fake.instrument, now - pd.Timedelta(days=7), now)
+    frame = frame[frame["ts"] + pd.Timedelta(minutes=1) <= now]
+    if frame.empty:
+        from tests.fakes.oanda_v20 import ApiError
+
+        raise ApiError(400, "No price available")
+    return frame.iloc[-1]
+
+
+def _check(fake: FakeOanda, call: Call) -> None:
+    from tests.fakes.oanda_v20 import _check_account
+
+    _check_account(fake, call)
+
+
+def _pricing(fake: FakeOanda, call: Call) -> dict[str, Any]:
+    _check(fake, call)
+    pip = instrument_facts(fake.instrument).pip
+    mid = float(_last_bar(fake)["close"])
+    price = {
+        "type": "PRICE",
+        "instrument": fake.instrument,
+        "time": _time(fake.now),
+        "tradeable": bool(fake.tradeable),
+        "status": "tradeable" if fake.tradeable else "non-tradeable",
+        "bids": [{"price": _fmt(fake, mid - pip), "liquidity": 10_000_000}],
+        "asks": [{"price": _fmt(fake, mid + pip), "liquidity": 10_000_000}],
+        "closeoutBid": _fmt(fake, mid - pip),
+        "closeoutAsk": _fmt(fake, mid + pip),
+    }
+    if fake.price_hook is not None:
+        price = fake.price_hook(price)
+    return {"prices": [price], "time": _time(fake.now)}
+
+
+def _order(fake: FakeOanda, call: Call) -> Any:
+    from tests.fakes.oanda_v20 import ApiError, Reply
+
+    _check(fake, call)
+    order = (call.body or {}).get("order") or {}
+    client = (order.get("tradeClientExtensions") or {}).get("id")
+    if order.get("type") != "MARKET" or order.get("instrument") != fake.instrument:
+        raise ApiError(400, "Invalid value specified for 'order'")
+    stop = order.get("stopLossOnFill") or {}
+    if not client or not ("distance" in stop or "price" in stop):
+        raise ApiError(400, "the fake requires stopLossOnFill and tradeClientExtensions.id")
+    units = int(order["units"])
+    account = fake.account
+    with fake.trade_lock:
+        now = _time(fake.now)
+        create = {
+            "id": account.next_transaction_id(),
+            "type": "MARKET_ORDER",
+            "time": now,
+            "instrument": fake.instrument,
+            "units": order["units"],
+            "stopLossOnFill": stop,
+            "tradeClientExtensions": {"id": client},
+        }
+        every = account.trades + fake.closed_trades
+        if any((t.get("clientExtensions") or {}).get("id") == client for t in every):
+            raise ApiError(
+                400,
+                "Client Trade ID already exists",
+                orderRejectTransaction={
+                    **create,
+                    "type": "MARKET_ORDER_REJECT",
+                    "rejectReason": "CLIENT_TRADE_ID_ALREADY_EXISTS",
+                },
+            )
+        reason = fake.cancel_next_order or (None if fake.tradeable else "MARKET_HALTED")
+        if reason is not None:
+            fake.cancel_next_order = None
+            cancel = {
+                "id": account.next_transaction_id(),
+                "type": "ORDER_CANCEL",
+                "time": now,
+                "orderID": create["id"],
+                "reason": reason,
+            }
+            return Reply(
+                {
+                    "orderCreateTransaction": create,
+                    "orderCancelTransaction": cancel,
+                    "lastTransactionID": cancel["id"],
+                },
+                201,
+            )
+        pip = instrument_facts(fake.instrument).pip
+        mid = float(_last_bar(fake)["close"])
+        price = round(mid + (pip if units > 0 else -pip), 3 if pip == 0.01 else 5)
+        if "distance" in stop:
+            distance = float(stop["distance"])
+            stop_price = price - distance if units > 0 else price + distance
+        else:
+            stop_price = float(stop["price"])
+        fill_id = account.next_transaction_id()
+        trade = {
+            "id": fill_id,
+            "instrument": fake.instrument,
+            "price": _fmt(fake, price),
+            "openTime": now,
+            "state": "OPEN",
+            "initialUnits": str(units),
+            "currentUnits": str(units),
+            "realizedPL": "0.0000",
+            "unrealizedPL": "0.0000",
+            "clientExtensions": {"id": client, "tag": "micro"},
+            "stopLossOrder": {
+                "id": account.next_transaction_id(),
+                "type": "STOP_LOSS",
+                "tradeID": fill_id,
+                "price": _fmt(fake, stop_price),
+                "state": "PENDING",
+            },
+        }
+        account.trades.append(trade)
+        fill = {
+            "id": fill_id,
+            "type": "ORDER_FILL",
+            "time": now,
+            "orderID": create["id"],
+            "instrument": fake.instrument,
+            "units": str(units),
+            "price": _fmt(fake, price),
+            "reason": "MARKET_ORDER",
+            "tradeOpened": {
+                "tradeID": fill_id,
+                "units": str(units),
+                "price": _fmt(fake, price),
+                "clientExtensions": {"id": client},
+            },
+        }
+        return Reply(
+            {
+                "orderCreateTransaction": create,
+                "orderFillTransaction": fill,
+                "relatedTransactionIDs": [create["id"], fill_id],
+                "lastTransactionID": str(account.last_transaction_id),
+            },
+            201,
+        )
+
+
+def _open_trades(fake: FakeOanda, call: Call) -> dict[str, Any]:
+    _check(fake, call)
+    with fake.trade_lock:
+        return {
+            "trades": [dict(t) for t in reversed(fake.account.trades)],
+            "lastTransactionID": str(fake.account.last_transaction_id),
+        }
+
+
+def _find(fake: FakeOanda, spec: str) -> dict[str, Any] | None:
+    for trade in fake.account.trades + fake.closed_trades:
+        if spec.startswith("@"):
+            if (trade.get("clientExtensions") or {}).get("id") == spec[1:]:
+                return trade
+        elif trade["id"] == spec:
+            return trade
+    return None
+
+
+def _trade(fake: FakeOanda, call: Call) -> dict[str, Any]:
+    from tests.fakes.oanda_v20 import ApiError
+
+    _check(fake, call)
+    with fake.trade_lock:
+        trade = _find(fake, call.groups["spec"])
+        if trade is None:
+            raise ApiError(404, "The Trade specified does not exist")
+        return {"trade": dict(trade), "lastTransactionID": str(fake.account.last_transaction_id)}
+
+
+def _close(fake: FakeOanda, trade: dict[str, Any], price: float, reason: str) -> dict[str, Any]:
+    """Move `trade` to the closed list at `price`; the ORDER_FILL transaction."""
+    account = fake.account
+    units = int(trade["currentUnits"])
+    pl = (price - float(trade["price"])) * units
+    account.balance += pl
+    account.trades.remove(trade)
+    fill_id = account.next_transaction_id()
+    trade.update(
+        state="CLOSED",
+        currentUnits="0",
+        averageClosePrice=_fmt(fake, price),
+        closeTime=_time(fake.now),
+        realizedPL=f"{pl:.4f}",
+        closingTransactionIDs=[fill_id],
+    )
+    if reason == "STOP_LOSS_ORDER":
+        trade["stopLossOrder"]["state"] = "FILLED"
+    else:
+        trade["stopLossOrder"]["state"] = "CANCELLED"
+    fake.closed_trades.append(trade)
+    return {
+        "id": fill_id,
+        "type": "ORDER_FILL",
+        "time": _time(fake.now),
+        "instrument": fake.instrument,
+        "units": str(-units),
+        "price": _fmt(fake, price),
+        "reason": reason,
+        "pl": f"{pl:.4f}",
+        "tradesClosed": [
+            {
+                "tradeID": trade["id"],
+                "units": str(-units),
+                "price": _fmt(fake, price),
+                "realizedPL": f"{pl:.4f}",
+            }
+        ],
+    }
+
+
+def _market_exit(fake: FakeOanda, units: int) -> float:
+    pip = instrument_facts(fake.instrument).pip
+    mid = float(_last_bar(fake)["close"])
+    return mid - pip if units > 0 else mid + pip
+
+
+def _close_trade(fake: FakeOanda, call: Call) -> dict[str, Any]:
+    from tests.fakes.oanda_v20 import ApiError
+
+    _check(fake, call)
+    with fake.trade_lock:
+        trade = _find(fake, call.groups["spec"])
+        if trade is None or trade["state"] != "OPEN":
+            raise ApiError(404, "The Trade specified does not exist")
+        fill = _close(fake, trade, _market_exit(fake, int(trade["currentUnits"])), "TRADE_CLOSE")
+        return {"orderFillTransaction": fill, "lastTransactionID": fill["id"]}
+
+
+def _open_positions(fake: FakeOanda, call: Call) -> dict[str, Any]:
+    _check(fake, call)
+    with fake.trade_lock:
+        units = sum(int(t["currentUnits"]) for t in fake.account.trades)
+        positions = []
+        if units:
+            side = "long" if units > 0 else "short"
+            ids = [t["id"] for t in fake.account.trades]
+            positions.append(
+                {
+                    "instrument": fake.instrument,
+                    side: {"units": str(units), "tradeIDs": ids},
+                    "long" if side == "short" else "short": {"units": "0"},
+                }
+            )
+        return {"positions": positions, "lastTransactionID": str(fake.account.last_transaction_id)}
+
+
+def _close_position(fake: FakeOanda, call: Call) -> dict[str, Any]:
+    _check(fake, call)
+    with fake.trade_lock:
+        fills = [
+            _close(fake, t, _market_exit(fake, int(t["currentUnits"])), "POSITION_CLOSEOUT")
+            for t in list(fake.account.trades)
+        ]
+        return {
+            "longOrderFillTransaction": fills[0] if fills else None,
+            "lastTransactionID": str(fake.account.last_transaction_id),
+        }
+
+
+def _trigger_stops(fake: FakeOanda) -> None:
+    """Fill stops on the bar that just completed (bid for longs, ask for shorts)."""
+    pip = instrument_facts(fake.instrument).pip
+    with fake.trade_lock:
+        if not fake.account.trades:
+            return
+        bar = _last_bar(fake)
+        for trade in list(fake.account.trades):
+            units = int(trade["currentUnits"])
+            stop = float(trade["stopLossOrder"]["price"])
+            if units > 0:
+                opened, worst = float(bar["open"]) - pip, float(bar["low"]) - pip
+                hit = worst <= stop
+                price = min(opened, stop)
+            else:
+                opened, worst = float(bar["open"]) + pip, float(bar["high"]) + pip
+                hit = worst >= stop
+                price = max(opened, stop)
+            if hit:
+                _close(fake, trade, price, "STOP_LOSS_ORDER")
