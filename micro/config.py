@@ -202,7 +202,7 @@ class TrainConfig:
     """Temperature once the decay is over."""
     temperature_decay_episodes: int = _f(5_000, ge=1)
     """Episodes over which the temperature decays linearly."""
-    publish_weights_steps: int = _f(50, ge=1)
+    publish_weights_steps: int = _f(10, ge=1)
     """Learner steps between weight publications to the actors."""
     checkpoint_every_episodes: int = _f(50, ge=1)
     """Episodes between numbered checkpoints `ckpt_ep{N:07d}.pth`."""
