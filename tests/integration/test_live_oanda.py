@@ -40,6 +40,8 @@ mlp_hidden = 32
 static_hidden = 16
 [mcts]
 simulations = 3
+[validation]
+simulations = 3
 [live]
 poll_seconds = 0.02
 warmup_bars = 120

@@ -34,6 +34,8 @@ mlp_hidden = 32
 static_hidden = 16
 [mcts]
 simulations = 3
+[validation]
+simulations = 3
 [live]
 warmup_bars = 120
 [risk]

@@ -32,6 +32,7 @@ static_hidden = 16
 [mcts]
 simulations = 2
 [validation]
+simulations = 2
 bootstrap_runs = 100
 random_baselines = 100
 poll_seconds = 0.3
