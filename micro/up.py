@@ -1,38 +1,260 @@
-"""`micro up`: the whole system on one machine. Until the services exist it prepares the data."""
+"""`micro up`: the whole system on one machine, without Docker.
+
+Prepares data if the store is empty (synthetic by default, and says so), then runs the trainer,
+the validator and the live trader as child processes and shows the dashboard. A service that
+exits unexpectedly is restarted with backoff. The live trader starts once the validator has
+promoted a `best.pth` (it never trades an unvalidated checkpoint); it uses the simulated broker
+unless OANDA_TOKEN is set. Ctrl-C, SIGTERM or the end of `--duration` stop everything cleanly:
+each child gets SIGTERM (the trainer writes latest.pth), stragglers are killed, and children
+die with this process even if it is killed (PR_SET_PDEATHSIG).
+"""
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
+from micro import atomic
 from micro.runtime import Context
 
 log = logging.getLogger("micro.up")
 
-SERVICES_PENDING = (
-    "trainer (micro train)",
-    "validator (micro validate --watch)",
-    "live trader (micro live)",
-    "dashboard (micro dash)",
-)
+RESTART_BACKOFF = (2.0, 5.0, 10.0, 30.0, 60.0)
+STOP_GRACE_SECONDS = 30.0
+SUMMARY_EVERY_SECONDS = 15.0
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    up = sub.add_parser("up", parents=[common], help="prepare data and run the whole system")
+    up = sub.add_parser(
+        "up",
+        parents=[common],
+        help="prepare data and run trainer + validator + live trader + dashboard",
+    )
     up.add_argument(
         "--duration",
         type=float,
         default=None,
         metavar="SECONDS",
-        help="stop everything after this many seconds",
+        help="stop everything after this many seconds (default: until Ctrl-C / SIGTERM)",
+    )
+    up.add_argument(
+        "--no-dash", action="store_true", help="log a summary line instead of the dashboard"
     )
     up.set_defaults(handler=run_up)
+
+
+@dataclass
+class Service:
+    """One supervised child process."""
+
+    name: str
+    args: list[str]
+    ready: str | None = None  # a file that must exist before it starts
+    process: subprocess.Popen | None = None
+    restarts: int = 0
+    restart_at: float = 0.0
+    log_file: object = None
+    exits: list[int] = field(default_factory=list)
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when `micro up` dies, whatever kills it."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class Stack:
+    """Starts, supervises and stops the services."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.home = ctx.home
+        self.base = [sys.executable, "-m", "micro.cli", "--home", str(self.home.root)]
+        for item in getattr(ctx.args, "sets", None) or []:
+            self.base += ["--set", item]
+        best = str(self.home.checkpoints / "best.pth")
+        self.services = [
+            Service("trainer", ["train"]),
+            Service("validator", ["validate", "--watch"]),
+            Service("live", ["live"], ready=best),
+        ]
+        self.stopping = threading.Event()
+        self.logs = self.home.monitoring / "up"
+        self.logs.mkdir(parents=True, exist_ok=True)
+
+    def start(self, service: Service) -> None:
+        if service.log_file is None:
+            service.log_file = open(self.logs / f"{service.name}.log", "ab")  # noqa: SIM115
+        service.process = subprocess.Popen(
+            self.base + service.args,
+            stdin=subprocess.DEVNULL,
+            stdout=service.log_file,
+            stderr=subprocess.STDOUT,
+            cwd=self.home.root,
+            preexec_fn=_die_with_parent,
+            start_new_session=True,  # Ctrl-C reaches `micro up` only; it stops the children
+        )
+        log.info(
+            "%s started (pid %d): micro %s",
+            service.name,
+            service.process.pid,
+            " ".join(service.args),
+        )
+
+    def supervise_once(self) -> None:
+        now = time.monotonic()
+        for service in self.services:
+            if self.stopping.is_set():
+                return
+            if service.running:
+                continue
+            if service.process is None:
+                if service.ready is None or Path(service.ready).exists():
+                    self.start(service)
+                continue
+            if service.restart_at == 0.0:
+                code = service.process.returncode
+                service.exits.append(code)
+                delay = RESTART_BACKOFF[min(service.restarts, len(RESTART_BACKOFF) - 1)]
+                service.restart_at = now + delay
+                log.error(
+                    "%s exited with status %s; restarting in %.0f s (log: %s)",
+                    service.name,
+                    code,
+                    delay,
+                    self.logs / f"{service.name}.log",
+                )
+            elif now >= service.restart_at:
+                service.restarts += 1
+                service.restart_at = 0.0
+                self.start(service)
+
+    def write_status(self) -> None:
+        atomic.write_json(
+            self.logs / "status.json",
+            {
+                "service": "up",
+                "pid": os.getpid(),
+                "updated_unix": time.time(),
+                "services": [
+                    {
+                        "name": s.name,
+                        "state": "running"
+                        if s.running
+                        else (
+                            "waiting for " + Path(s.ready).name
+                            if s.process is None and s.ready
+                            else "restarting"
+                            if s.process is not None
+                            else "starting"
+                        ),
+                        "pid": s.process.pid if s.process is not None else None,
+                        "restarts": s.restarts,
+                    }
+                    for s in self.services
+                ],
+            },
+        )
+
+    def stop(self) -> None:
+        """SIGTERM every child, wait for them, kill what is left; no orphans."""
+        self.stopping.set()
+        running = [s for s in self.services if s.running]
+        for service in running:
+            log.info("stopping %s (pid %d)", service.name, service.process.pid)
+            service.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for service in running:
+            try:
+                service.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                log.error("%s did not stop in %.0f s; killing it", service.name, STOP_GRACE_SECONDS)
+                os.killpg(service.process.pid, signal.SIGKILL)
+                service.process.wait(timeout=10)
+        for service in self.services:
+            if service.log_file is not None:
+                service.log_file.close()
+        self.write_status()
 
 
 def run_up(ctx: Context) -> int:
     from micro.data.prepare import ensure_default_data
 
-    ctx.start_logging("monitoring")
+    ctx.start_logging("monitoring", console=not _use_dashboard(ctx))
     ensure_default_data(ctx.home, ctx.config)
-    log.info("not built yet: %s", ", ".join(SERVICES_PENDING))
+    if not os.environ.get("OANDA_TOKEN"):
+        log.info("no OANDA_TOKEN: the live trader runs the simulated broker (paper mode)")
+    stack = Stack(ctx)
+    started = time.monotonic()
+    duration = ctx.args.duration
+
+    def request_stop(*_: object) -> None:
+        stack.stopping.set()
+
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def supervise() -> None:
+        last_summary = 0.0
+        while not stack.stopping.is_set():
+            stack.supervise_once()
+            stack.write_status()
+            if duration is not None and time.monotonic() - started >= duration:
+                log.info("--duration %.0f s reached", duration)
+                stack.stopping.set()
+                break
+            if not _use_dashboard(ctx) and time.monotonic() - last_summary >= SUMMARY_EVERY_SECONDS:
+                log.info("%s", summary_line(ctx))
+                last_summary = time.monotonic()
+            stack.stopping.wait(0.5)
+
+    supervisor = threading.Thread(target=supervise, name="micro-up-supervisor", daemon=True)
+    supervisor.start()
+    try:
+        if _use_dashboard(ctx):
+            from micro.monitoring.dashboard import run_dashboard
+
+            run_dashboard(ctx.home, ctx.config, should_stop=stack.stopping.is_set)
+        while not stack.stopping.is_set():
+            stack.stopping.wait(0.5)
+    finally:
+        stack.stopping.set()
+        supervisor.join(timeout=5)
+        stack.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    log.info("all services stopped")
     return 0
+
+
+def _use_dashboard(ctx: Context) -> bool:
+    return sys.stdout.isatty() and not ctx.args.no_dash
+
+
+def summary_line(ctx: Context) -> str:
+    """One line from the services' status files (the dashboard's plain-text little brother)."""
+    home = ctx.home
+    trainer = atomic.read_json(home.monitoring / "trainer" / "status.json") or {}
+    validator = atomic.read_json(home.validation / "status.json") or {}
+    live = atomic.read_json(home.live / "state.json") or {}
+    reports = sorted(home.validation.glob("validation_ep*.json"))
+    return (
+        f"trainer: {trainer.get('episodes', 0)} episodes, "
+        f"{trainer.get('env_steps_per_s', 0) or 0:.0f} steps/s | "
+        f"validator: {len(reports)} reports, {validator.get('state', 'down')} | "
+        f"live: {'up' if live else 'waiting for best.pth'}"
+    )
