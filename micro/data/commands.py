@@ -78,6 +78,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         "prepare", parents=[common], help="compute features, outcome labels, sessions and splits"
     )
     prep.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    prep.add_argument(
+        "--default-if-empty",
+        action="store_true",
+        help="with no candles: synthesise the default data first (data.synth_*), and say so",
+    )
     prep.set_defaults(handler=_prepare)
 
     info = data_sub.add_parser("info", parents=[common], help="what the store holds")

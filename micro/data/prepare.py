@@ -315,6 +315,9 @@ def _steps(total: int) -> Iterator[Any]:
 def run_prepare(ctx: Context) -> int:
     """`micro data prepare [--force]`."""
     ctx.start_logging("data")
+    if getattr(ctx.args, "default_if_empty", False):
+        ensure_default_data(ctx.home, ctx.config)
+        return 0
     summary = prepare_store(ctx.home.store, ctx.config, force=getattr(ctx.args, "force", False))
     _log_summary(summary)
     return 0

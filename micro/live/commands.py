@@ -50,6 +50,11 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         default=None,
         help="sim only: replay that split's sessions (the parity check with the validator)",
     )
+    live.add_argument(
+        "--wait-for-model",
+        action="store_true",
+        help="wait until the validator has promoted checkpoints/best.pth instead of exiting",
+    )
     live.set_defaults(handler=run_live)
     live_sub = live.add_subparsers(dest="live_command", metavar="ACTION")
     kill = live_sub.add_parser(
@@ -108,7 +113,10 @@ def run_live(ctx: Context) -> int:
         broker, scaling, schedule = _oanda(ctx)
     else:
         broker, scaling, schedule = _sim(ctx)
-    models = ModelSlot(ctx.home.checkpoints / "best.pth", config)
+    best = ctx.home.checkpoints / "best.pth"
+    if ctx.args.wait_for_model and not _wait_for(best):
+        return 0
+    models = ModelSlot(best, config)
     trader = Trader(
         ctx.home, config, broker, models, scaling, schedule=schedule, max_bars=ctx.args.max_bars
     )
@@ -229,3 +237,26 @@ if __name__ == "__main__":  # until micro/cli.py lists this module: python -m mi
     if "micro.live.commands" not in cli.COMMAND_MODULES:
         cli.COMMAND_MODULES = (*cli.COMMAND_MODULES, "micro.live.commands")
     sys.exit(cli.main())
+
+
+def _wait_for(best: Any, poll_seconds: float = 5.0) -> bool:
+    """Wait (responsive to SIGTERM/SIGINT) until `best` exists; False when asked to stop."""
+    import time
+
+    stop: list[int] = []
+    previous = {
+        sig: signal.signal(sig, lambda signum, _frame: stop.append(signum))
+        for sig in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        if not best.exists():
+            log.info("waiting for %s (the validator promotes it once a checkpoint earns it)", best)
+        while not best.exists():
+            if stop:
+                log.info("stopped while waiting for a model")
+                return False
+            time.sleep(min(poll_seconds, 0.5))
+        return True
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
