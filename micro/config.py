@@ -279,6 +279,14 @@ class OandaConfig:
     """Retries of a request failing with 429/5xx/timeouts, with exponential backoff."""
     backoff_seconds: float = _f(1.0, ge=0.0, le=300.0)
     """First backoff delay; doubled on each retry (capped at 60 s)."""
+    price_stream: bool = True
+    """Take prices from the pricing stream (REST pricing whenever it is down); false: REST only."""
+    stream_timeout_seconds: float = _f(10.0, gt=0.0, le=300.0)
+    """No stream line (heartbeats included) for this long: a dead stream (OANDA beats every 5 s)."""
+    stream_backoff_seconds: float = _f(0.5, gt=0.0, le=300.0)
+    """First delay before reconnecting the stream; doubled on each failed attempt (seconds)."""
+    stream_max_backoff_seconds: float = _f(30.0, gt=0.0, le=600.0)
+    """Cap of the stream's reconnect delay (seconds)."""
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Journal lines are JSON objects with `time` (wall clock, UTC ISO), `kind` and the kind's fields:
 `start`, `bar` (decision, rationale, latency), `order`, `fill`, `rejected`, `close`, `trade`,
-`error`, `risk`, `reload`, `reconcile`, `stop`. Each is one fsynced write of a whole line, so a
+`error`, `risk`, `reload`, `reconcile`, `connection` (the price stream's state, when it changes),
+`stop`. Each is one fsynced write of a whole line, so a
 reader never sees half of one. state.json is rewritten atomically after every bar; no secret is
 ever written to either (the token lives only in the OANDA session's headers).
 """

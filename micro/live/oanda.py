@@ -5,7 +5,9 @@ Every request has the configured timeout and the client's retries with exponenti
 distance (a price distance at the instrument's precision: "0.300" for 30 pips on a JPY pair)
 and `tradeClientExtensions.id`, so a trade can be found by its client id after an order whose
 outcome is unknown (`GET /trades/@{clientID}`). A 201 holding an `orderCancelTransaction` is a
-rejection, not a fill. The token stays inside the client's session headers.
+rejection, not a fill. Prices come from the pricing stream (`micro.live.stream`, started by
+`start_stream`) while it is connected and alive, else from REST pricing, so a dead stream never
+leaves a decision without a fresh price. The token stays inside the sessions' headers.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from micro.live.broker import (
     OrderResult,
     Quote,
 )
+from micro.live.stream import PriceStream, parse_price
 
 log = logging.getLogger("micro.live")
 
@@ -63,6 +66,18 @@ class OandaBroker:
         self.account_id = account
         self.client = client or OandaClient(config.live.oanda, token)
         self.order_settle_seconds = 2.0 * config.live.oanda.timeout_seconds
+        self.connect_seconds = config.live.oanda.timeout_seconds
+        self.stream: PriceStream | None = None
+        if config.live.oanda.price_stream:
+            self.stream = PriceStream(
+                self.client.stream_url,
+                token,
+                account,
+                self.instrument,
+                config.live.oanda,
+                parse_time,
+            )
+        self.quote_source = "rest"  # where the last quote() came from: 'stream' or 'rest'
 
     def __repr__(self) -> str:  # never shows the token
         return f"OandaBroker({self.instrument}, {self.client!r})"
@@ -87,7 +102,25 @@ class OandaBroker:
         )
         return [c for c in _complete(frame) if c.ts > ts]
 
+    def start_stream(self) -> None:
+        """Open the pricing stream (waits at most the request timeout for its first answer)."""
+        if self.stream is not None:
+            self.stream.start(wait_seconds=self.connect_seconds)
+
+    def connection(self) -> dict[str, object] | None:
+        """The pricing stream's state for live/state.json and the journal (None: REST only)."""
+        return self.stream.status() if self.stream is not None else None
+
     def quote(self) -> Quote:
+        """The stream's latest quote while it is alive, else REST pricing (never waits on it)."""
+        latest = self.stream.fresh() if self.stream is not None else None
+        if latest is not None:
+            self.quote_source = "stream"
+            return latest
+        self.quote_source = "rest"
+        return self._rest_quote()
+
+    def _rest_quote(self) -> Quote:
         endpoint = pricing_endpoints.PricingInfo(
             accountID=self.account_id, params={"instruments": self.instrument}
         )
@@ -95,15 +128,10 @@ class OandaBroker:
         prices = [p for p in answer.get("prices", []) if p.get("instrument") == self.instrument]
         if not prices:
             raise BrokerError(f"OANDA pricing has no price for {self.instrument}")
-        price = prices[0]
         try:
-            bid = float(price["bids"][0]["price"]) if price.get("bids") else float("nan")
-            ask = float(price["asks"][0]["price"]) if price.get("asks") else float("nan")
-            when = parse_time(price["time"])
+            return parse_price(prices[0], parse_time)
         except (KeyError, ValueError, TypeError, IndexError) as exc:
             raise BrokerError(f"OANDA pricing answer unreadable ({exc!r})") from None
-        tradeable = bool(price.get("tradeable", price.get("status") == "tradeable"))
-        return Quote(bid=bid, ask=ask, time=when, tradeable=tradeable)
 
     # ------------------------------------------------------------ account and trades
 
@@ -188,6 +216,8 @@ class OandaBroker:
         return CloseResult(trade_id, price, parse_time(fill["time"]))
 
     def close(self) -> None:
+        if self.stream is not None:
+            self.stream.stop()
         self.client.close()
 
     def _call(self, request: Any) -> Any:

@@ -24,7 +24,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from micro.live.book import Book, Position
 from micro.live.broker import Broker, BrokerError, BrokerTrade, Candle, OrderOutcomeUnknown, Quote
 from micro.live.journal import Journal, StateFile
 from micro.live.models import ModelSlot
+from micro.live.reconcile import PendingOrder, Reconciliation
 from micro.live.risk import CircuitBreaker, RiskGuard, RiskState, price_problem
 from micro.mcts.agent import Observations
 
@@ -52,21 +53,7 @@ MAX_WAIT_SECONDS = 60.0
 KILL_FILE = "KILL"
 
 
-@dataclass
-class PendingOrder:
-    """An entry sent (or about to be) whose outcome is not known yet; persisted before sending."""
-
-    client_id: str
-    side: int
-    units: int
-    bar: dict[str, Any]  # the decision candle: its close is the entry price
-    sent_at: float  # wall clock, s UTC
-
-    def candle(self) -> Candle:
-        return Candle(**self.bar)
-
-
-class Trader:
+class Trader(Reconciliation):
     """Trades one instrument through `broker` with the agent in `models`."""
 
     def __init__(
@@ -109,6 +96,7 @@ class Trader:
         self.market_open = True  # the candle clock is moving
         self.tradeable = True  # the broker's flag at the last decision
         self.killed = False
+        self.stream_seen: dict[str, Any] | None = None  # the price stream's last journaled state
         self._rng = np.random.default_rng(0)  # greedy mode draws nothing; the API wants one
 
     # ------------------------------------------------------------ the loop
@@ -182,6 +170,10 @@ class Trader:
                 f"{self.broker.name}: cannot reconcile the position at start ({exc}); "
                 "not trading until the broker answers"
             ) from None
+        start_stream = getattr(self.broker, "start_stream", None)  # brokers with a price stream
+        if start_stream is not None:
+            start_stream()
+            self._note_stream()
         self.write_state()
 
     def finish(self, reason: str) -> None:
@@ -207,6 +199,7 @@ class Trader:
         if event is not None:
             self.journal.record("reload", **event)
         reconciled = self._reconcile(bar)
+        self._note_stream()
         open_pips = self.book.position.unrealised if self.book.position else 0.0
         for name in self.risk.on_bar(bar.close_ts, open_pips):
             self.journal.record("risk", event=name, bar_ts=bar.ts, state=self.risk.state.to_dict())
@@ -256,6 +249,9 @@ class Trader:
             },
             "latency_ms": round(latency_ms, 3),
         }
+        source = getattr(self.broker, "quote_source", None)
+        if source is not None:
+            decision["price_source"] = source  # 'stream', or 'rest' while the stream is down
         if blocks:
             decision["blocked"] = blocks
             self.journal.record(
@@ -375,152 +371,6 @@ class Trader:
         )
         return position
 
-    # ------------------------------------------------------------ reconciliation
-
-    def _resolve_pending(self, bar: Candle) -> None:
-        """Look the unknown-outcome order up by client id: adopt it, or decide it never was."""
-        pending = self.pending
-        if pending is None:
-            return
-        try:
-            trade = self.broker.trade_by_client_id(pending.client_id)
-        except BrokerError as exc:
-            self._broker_failed("lookup", exc)
-            return
-        self._broker_ok()
-        if trade is None:
-            waited = self._wall() - pending.sent_at
-            settled = waited >= self.broker.order_settle_seconds
-            self.journal.record(
-                "reconcile",
-                client_id=pending.client_id,
-                found=False,
-                settled=settled,
-                waited_seconds=round(waited, 3),
-            )
-            if settled:
-                self.pending = None
-            return
-        self.pending = None
-        self.journal.record(
-            "reconcile",
-            client_id=pending.client_id,
-            found=True,
-            trade_id=trade.trade_id,
-            state=trade.state,
-        )
-        decision_bar = pending.candle()
-        self._adopt(trade, decision_bar, entry_price=decision_bar.close, how="lookup")
-        if trade.state == "CLOSED":
-            self._booked_closed_at_broker(bar, trade)
-
-    def _reconcile(self, bar: Candle) -> bool:
-        """Bring the book in line with the broker at `bar`; False if the broker did not answer."""
-        if not self.breaker.allow():
-            return False
-        if self.pending is not None:
-            self._resolve_pending(bar)
-        try:
-            trades = self.broker.open_trades()
-        except BrokerError as exc:
-            self._broker_failed("reconcile", exc)
-            if self.book.position is not None:
-                self.book.mark(bar)
-            return False
-        self._broker_ok()
-        position = self.book.position
-        ours = [t for t in trades if position is not None and t.trade_id == position.trade_id]
-        others = [t for t in trades if t not in ours]
-        if position is not None and ours:
-            self.book.mark(bar)
-        elif position is not None:
-            detail = None
-            try:
-                if position.client_id:
-                    detail = self.broker.trade_by_client_id(position.client_id)
-            except BrokerError as exc:
-                self._broker_failed("lookup", exc)
-            self._booked_closed_at_broker(bar, detail)
-        for trade in others:
-            self._foreign_trade(trade, bar)
-        return True
-
-    def _booked_closed_at_broker(self, bar: Candle, detail: BrokerTrade | None) -> None:
-        """The broker closed our trade (its stop): book it as the env would book the stop."""
-        exit_mid = self.book.stop_exit(bar)
-        if exit_mid is None:  # not the env's stop (a human, a margin call): the broker's price
-            exit_mid = detail.close_price if detail and detail.close_price else bar.close
-        self.book.mark(bar, exit_mid)
-        fill = detail.close_price if detail is not None else None
-        trade = self.book.close(bar, exit_mid, "stop_loss", fill)
-        self._record_trade(trade, (detail.close_reason if detail else None) or "broker")
-
-    def _foreign_trade(self, trade: BrokerTrade, bar: Candle) -> None:
-        """An open trade the book does not hold: adopt it if allowed, else halt entries."""
-        known = self.journal.fill_of(trade.trade_id, trade.client_id)
-        if self.book.position is None and (known or self.config.live.adopt_unknown_positions):
-            self._adopt(trade, bar, None, how="known" if known else "adopted_unknown")
-            return
-        reason = (
-            f"broker holds trade {trade.trade_id} ({trade.units} units "
-            f"{'long' if trade.side > 0 else 'short'}) that the journal does not know"
-        )
-        if "unknown_position" not in self.halts:
-            self.journal.record("risk", event="unknown_position", reason=reason)
-            log.error("%s; entries halted", reason)
-        self.halts["unknown_position"] = reason
-
-    def _reconcile_at_start(self, saved: dict[str, Any], history: list[Candle]) -> None:
-        """Adopt what the journal knows, book what closed while away, refuse what it does not."""
-        if saved.get("pending_order"):
-            self.pending = PendingOrder(**saved["pending_order"])
-            if self.last_bar is not None:
-                self._resolve_pending(self.last_bar)
-        saved_position = saved.get("position")
-        trades = self.broker.open_trades()
-        for trade in trades:
-            position = self.book.position
-            if position is not None and trade.trade_id == position.trade_id:
-                continue
-            if position is None and saved_position and trade.trade_id == saved_position["trade_id"]:
-                self.book.position = Position.from_dict(saved_position)
-                last = (saved.get("last_bar") or {}).get("ts", self.book.position.entry_ts)
-                self._mark_since(last, history)
-                self.journal.record("reconcile", adopted=trade.trade_id, source="state")
-                continue
-            known = self.journal.fill_of(trade.trade_id, trade.client_id)
-            if position is None and known is not None:
-                entry_bar = Candle(int(known["entry_ts"]), 0.0, 0.0, 0.0, known["entry_price"])
-                self._adopt(trade, entry_bar, known["entry_price"], how="journal")
-                self._mark_since(int(known["entry_ts"]), history)
-                continue
-            if position is None and self.config.live.adopt_unknown_positions:
-                bar = self.last_bar or Candle(int(trade.open_time) // 60 * 60, 0, 0, 0, trade.price)
-                self._adopt(trade, bar, None, how="adopted_unknown")
-                continue
-            message = (
-                f"{self.broker.name} holds an open {self.instrument} trade {trade.trade_id} "
-                f"({trade.units} units {'long' if trade.side > 0 else 'short'}) that "
-                "live/journal.jsonl does not know; close it at the broker or set "
-                "live.adopt_unknown_positions = true to manage it"
-            )
-            self.journal.record("risk", event="unknown_position", reason=message)
-            raise UserError(message)
-        if saved_position and self.book.position is None:
-            self.book.position = Position.from_dict(saved_position)
-            detail = None
-            if self.book.position.client_id:
-                detail = self.broker.trade_by_client_id(self.book.position.client_id)
-            bar = self.last_bar or Candle(self.book.position.entry_ts, 0, 0, 0, 0)
-            self._booked_closed_at_broker(bar, detail)
-            self.journal.record("reconcile", closed_while_away=saved_position["trade_id"])
-
-    def _mark_since(self, ts: int, history: list[Candle]) -> None:
-        """Mark the adopted position over the history bars after `ts` (missed while away)."""
-        for candle in history:
-            if candle.ts > ts and self.book.position is not None:
-                self.book.mark(candle)
-
     # ------------------------------------------------------------ kill switch, health, state
 
     def _check_kill(self) -> bool:
@@ -593,6 +443,22 @@ class Trader:
             )
             self.write_state()
 
+    def _stream_status(self) -> dict[str, Any] | None:
+        """The broker's price-stream state (None: the broker has no stream)."""
+        connection = getattr(self.broker, "connection", None)
+        return connection() if connection is not None else None
+
+    def _note_stream(self) -> None:
+        """Journal the price stream's state when it changed (connected, reconnecting, ...)."""
+        status = self._stream_status()
+        if status is None:
+            return
+        seen = self.stream_seen or {}
+        key = ("state", "reconnects")
+        if any(status.get(k) != seen.get(k) for k in key):
+            self.stream_seen = status
+            self.journal.record("connection", stream=status)
+
     def _wait(self, seconds: float) -> None:
         self.stop_event.wait(seconds)
 
@@ -613,7 +479,11 @@ class Trader:
                 "halts": dict(self.halts),
                 "killed": self.killed,
                 "circuit": self.breaker.snapshot(),
-                "connection": {"ok": self.last_error is None, "last_error": self.last_error},
+                "connection": {
+                    "ok": self.last_error is None,
+                    "last_error": self.last_error,
+                    "stream": self._stream_status(),
+                },
                 "market_open": self.market_open and self.tradeable,
                 "model": self.models.model.to_dict(),
                 "last_bar": _bar_dict(self.last_bar) if self.last_bar else None,

@@ -10,12 +10,24 @@ every candles request (one bar per poll), so a trader polling it runs as fast as
 Each time the clock moves, open trades' stops are checked on the bar that just completed (bid
 low for longs, ask high for shorts; a bar opening beyond the stop fills at its open).
 Knobs for faults: `fake.tradeable`, `fake.cancel_next_order` (a reason: the next order is
-cancelled inside a 201), `fake.price_hook` (edit the PRICE object before it is sent).
+cancelled inside a 201), `fake.price_hook` (edit the PRICE object before it is sent, REST and
+stream alike).
+
+The pricing stream (`GET /v3/accounts/{id}/pricing/stream?instruments=...`) sends a PRICE line
+whenever the price changes and a HEARTBEAT every `fake.stream_heartbeat_seconds` (5 s, as
+OANDA). `fake.stream_fault("drop" | "silent", times)` spoils the next connections: "drop" sends
+one PRICE and then closes the connection mid-stream (no terminating chunk); "silent" accepts the
+connection and then sends nothing, not even heartbeats. `fake.stream_connects` holds the
+monotonic time of every stream request (reconnect spacing). On OANDA the stream is another host,
+so faults from `fake.inject(...)` reach it only when their `path` names `/pricing/stream`.
 """
 
 from __future__ import annotations
 
+import re
 import threading
+import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -23,9 +35,12 @@ import pandas as pd
 from micro.data.instruments import instrument as instrument_facts
 
 if TYPE_CHECKING:
-    from tests.fakes.oanda_v20 import Call, FakeOanda
+    from tests.fakes.oanda_v20 import Call, FakeOanda, Fault
 
 ACCOUNT = r"/v3/accounts/(?P<account>[^/]+)"
+STREAM_PATH = re.compile(r"/v3/accounts/[^/]+/pricing/stream")
+STREAM_TICK_SECONDS = 0.01  # how often the stream looks for a new price
+SILENT_STREAM_SECONDS = 30.0  # a silent connection ends after this long (or when the fake stops)
 
 
 def install_trading(fake: FakeOanda) -> None:
@@ -36,7 +51,14 @@ def install_trading(fake: FakeOanda) -> None:
     fake.closed_trades = []
     fake.trade_lock = threading.RLock()
     fake.replay = lambda start: _replay(fake, start)
+    fake.stream_heartbeat_seconds = 5.0
+    fake.stream_faults = []  # one kind per coming connection: "drop" or "silent"
+    fake.stream_connects = []  # time.monotonic() of every stream request
+    fake.stream_lock = threading.Lock()
+    fake.stream_fault = lambda kind, times=1: _stream_fault(fake, kind, times)
+    _keep_rest_faults_off_the_stream(fake)
     fake.add_route("GET", ACCOUNT + r"/pricing", _pricing)
+    fake.add_route("GET", ACCOUNT + r"/pricing/stream", _pricing_stream)
     fake.add_route("POST", ACCOUNT + r"/orders", _order)
     fake.add_route("GET", ACCOUNT + r"/openTrades", _open_trades)
     fake.add_route("GET", ACCOUNT + r"/trades", _open_trades)
@@ -102,6 +124,11 @@ def _check(fake: FakeOanda, call: Call) -> None:
 
 def _pricing(fake: FakeOanda, call: Call) -> dict[str, Any]:
     _check(fake, call)
+    return {"prices": [_price(fake)], "time": _time(fake.now)}
+
+
+def _price(fake: FakeOanda) -> dict[str, Any]:
+    """The instrument's v20 PRICE object now: mid of the last completed bar ∓ one pip."""
     pip = instrument_facts(fake.instrument).pip
     mid = float(_last_bar(fake)["close"])
     price = {
@@ -117,7 +144,85 @@ def _pricing(fake: FakeOanda, call: Call) -> dict[str, Any]:
     }
     if fake.price_hook is not None:
         price = fake.price_hook(price)
-    return {"prices": [price], "time": _time(fake.now)}
+    return price
+
+
+# ---------------------------------------------------------------- the pricing stream
+
+
+def _stream_fault(fake: FakeOanda, kind: str, times: int) -> None:
+    if kind not in ("drop", "silent"):
+        raise ValueError(f"stream faults are 'drop' or 'silent', not {kind!r}")
+    with fake.stream_lock:
+        fake.stream_faults.extend([kind] * times)
+
+
+def _keep_rest_faults_off_the_stream(fake: FakeOanda) -> None:
+    """Stream requests take only faults whose path names the stream (another host at OANDA)."""
+    take_rest_fault = fake._take_fault
+
+    def take_fault(path: str) -> Fault | None:
+        if not STREAM_PATH.fullmatch(path):
+            return take_rest_fault(path)
+        with fake._lock:
+            for fault in fake._faults:
+                if "/pricing/stream" in fault.path and path.startswith(fault.path):
+                    if fault.skip > 0:
+                        fault.skip -= 1
+                        return None
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        fake._faults.remove(fault)
+                    return fault
+        return None
+
+    fake._take_fault = take_fault
+
+
+def _pricing_stream(fake: FakeOanda, call: Call) -> Any:
+    from tests.fakes.oanda_v20 import ApiError, Reply
+
+    _check(fake, call)
+    if fake.instrument not in call.query.get("instruments", "").split(","):
+        raise ApiError(400, "Invalid value specified for 'instruments'")
+    with fake.stream_lock:
+        fake.stream_connects.append(time.monotonic())
+        fault = fake.stream_faults.pop(0) if fake.stream_faults else None
+    if fault == "silent":
+        return Reply(stream=_silence(fake))
+    return Reply(stream=_price_lines(fake, drop=fault == "drop"))
+
+
+def _silence(fake: FakeOanda) -> Iterator[dict[str, Any]]:
+    """A connection that never says anything (until the fake stops or a long while passes)."""
+    fake._stopping.wait(SILENT_STREAM_SECONDS)
+    yield from ()
+
+
+def _price_lines(fake: FakeOanda, drop: bool) -> Iterator[dict[str, Any]]:
+    """PRICE on every change, HEARTBEAT every `stream_heartbeat_seconds`; drop after one PRICE."""
+    from tests.fakes.oanda_v20 import ApiError, heartbeat
+
+    last: dict[str, Any] | None = None
+    beat = time.monotonic()
+    while not fake._stopping.is_set():
+        try:
+            price: dict[str, Any] | None = _price(fake)
+        except ApiError:  # no completed bar yet
+            price = None
+        if price is not None and _without_time(price) != last:
+            last = _without_time(price)
+            yield price
+            if drop:  # close mid-stream: the client sees no terminating chunk
+                raise ConnectionAbortedError("fake OANDA: pricing stream dropped")
+        if time.monotonic() - beat >= fake.stream_heartbeat_seconds:
+            beat = time.monotonic()
+            yield heartbeat(fake.now)
+        fake._stopping.wait(STREAM_TICK_SECONDS)
+
+
+def _without_time(price: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in price.items() if k != "time"}
 
 
 def _order(fake: FakeOanda, call: Call) -> Any:
