@@ -1,0 +1,237 @@
+"""Loading the config tree: defaults < micro.toml < MICRO_* env < --set flags, validated.
+
+Values from environment variables and `--set` are text and parsed to the field's type; TOML
+values must already have it. Unknown keys, wrong types and out-of-range values raise a
+`ConfigError` that names the source, the key and what is expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from micro.config import CONFIG_FILE, ENV_PREFIX, Config, with_checks
+from micro.errors import ConfigError
+
+
+def load_config(
+    home: Path,
+    sets: list[str] | tuple[str, ...] = (),
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Defaults, then `<home>/micro.toml`, then MICRO_* env, then `--set` flags; validated."""
+    environ = os.environ if environ is None else environ
+    tree: dict[str, Any] = {}
+    path = Path(home) / CONFIG_FILE
+    if path.is_file():
+        try:
+            with open(path, "rb") as fh:
+                toml = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(
+                f"{path}: not valid TOML ({exc}); fix the file or remove it"
+            ) from None
+        _merge(tree, toml, source=str(path), from_text=False)
+    for key in sorted(environ):
+        if not key.startswith(ENV_PREFIX) or "__" not in key:
+            continue
+        if key in ("MICRO_HOME",):
+            continue
+        dotted = ".".join(part.lower() for part in key[len(ENV_PREFIX) :].split("__"))
+        _set_dotted(tree, dotted, environ[key], source=f"environment variable {key}")
+    for item in sets:
+        if "=" not in item:
+            raise ConfigError(
+                f"--set {item!r}: expected section.key=value, e.g. --set mcts.simulations=16"
+            )
+        dotted, value = item.split("=", 1)
+        _set_dotted(tree, dotted.strip(), value.strip(), source=f"--set {dotted.strip()}")
+    return with_checks(_build(Config, tree, prefix=""))
+
+
+def replace(config: Config, **dotted: Any) -> Config:
+    """A validated copy with dotted keys changed: replace(c, **{'mcts.simulations': 5})."""
+    tree: dict[str, Any] = {}
+    _merge(tree, config.to_dict(redact=False), source="config", from_text=False)
+    for key, value in dotted.items():
+        _set_dotted(tree, key, value, source=key, from_text=False)
+    return with_checks(_build(Config, tree, prefix=""))
+
+
+def config_from_dict(plain: Mapping[str, Any], source: str = "config") -> Config:
+    """Rebuild (and validate) a Config from `Config.to_dict(redact=False)` output."""
+    tree: dict[str, Any] = {}
+    _merge(tree, plain, source=source, from_text=False)
+    return with_checks(_build(Config, tree, prefix=""))
+
+
+def _merge(tree: dict, new: Mapping, source: str, from_text: bool) -> None:
+    for key, value in new.items():
+        if isinstance(value, Mapping):
+            node = tree.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{source}: {key} is not a section")
+            _merge(node, value, source, from_text)
+        else:
+            tree[key] = _Raw(value, source, from_text)
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any, source: str, from_text: bool = True) -> None:
+    parts = dotted.split(".")
+    if len(parts) < 2 or not all(parts):
+        raise ConfigError(f"{source}: {dotted!r} is not section.key (e.g. mcts.simulations)")
+    node = tree
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{source}: {part} is not a section")
+    node[parts[-1]] = _Raw(value, source, from_text)
+
+
+@dataclass(frozen=True)
+class _Raw:
+    """A value from one source, and whether it is text to parse (env, --set) or typed (TOML)."""
+
+    value: Any
+    source: str
+    from_text: bool
+
+
+def _build(cls: type, tree: Mapping[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in tree:
+        if key not in fields:
+            where = tree[key].source if isinstance(tree[key], _Raw) else "config"
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"{where}: unknown key {prefix}{key} (known here: {known})")
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        if name not in tree:
+            continue
+        hint = hints[name]
+        dotted = f"{prefix}{name}"
+        value = tree[name]
+        if dataclasses.is_dataclass(hint):
+            if isinstance(value, _Raw):
+                raise ConfigError(f"{value.source}: {dotted} is a section, set its keys instead")
+            kwargs[name] = _build(hint, value, prefix=dotted + ".")
+        elif _origin(hint) is dict:
+            kwargs[name] = _coerce_dict(f, hint, value, dotted)
+        else:
+            kwargs[name] = _coerce(hint, value, dotted)
+    obj = cls(**kwargs)
+    for name, f in fields.items():
+        _check_range(f, getattr(obj, name), f"{prefix}{name}")
+    return obj
+
+
+def _origin(hint: Any) -> Any:
+    return typing.get_origin(hint)
+
+
+def _coerce_dict(f: dataclasses.Field, hint: Any, value: Any, dotted: str) -> dict:
+    base = dict(f.default_factory()) if f.default_factory is not dataclasses.MISSING else {}
+    _, value_type = typing.get_args(hint)
+    if isinstance(value, _Raw):
+        raise ConfigError(f"{value.source}: {dotted} is a table; set {dotted}.<NAME>=<value>")
+    for key, raw in value.items():
+        if isinstance(raw, dict):
+            raise ConfigError(f"config: {dotted}.{key} must be a {value_type.__name__}")
+        base[key.upper()] = _coerce(value_type, raw, f"{dotted}.{key}")
+    return base
+
+
+def _type_name(hint: Any) -> str:
+    if _origin(hint) is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    if _origin(hint) is tuple:
+        return f"a list of {typing.get_args(hint)[0].__name__}"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _coerce(hint: Any, raw: _Raw, dotted: str) -> Any:
+    value, source = raw.value, raw.source
+
+    def bad() -> ConfigError:
+        return ConfigError(f"{source}: {dotted} must be {_type_name(hint)}, got {value!r}")
+
+    origin = _origin(hint)
+    if origin is Literal:
+        if value not in typing.get_args(hint):
+            raise bad()
+        return value
+    if origin is tuple:
+        item_type = typing.get_args(hint)[0]
+        items = value
+        if raw.from_text and isinstance(value, str):
+            text = value.strip().strip("[]()")
+            items = [p.strip() for p in text.split(",") if p.strip()]
+        if not isinstance(items, list | tuple):
+            raise bad()
+        return tuple(_coerce(item_type, _Raw(v, source, raw.from_text), dotted) for v in items)
+    if origin in (types.UnionType, typing.Union):
+        raise bad()
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if raw.from_text and isinstance(value, str):
+            low = value.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+        raise bad()
+    if hint is int:
+        if isinstance(value, bool):
+            raise bad()
+        if isinstance(value, int):
+            return value
+        if raw.from_text and isinstance(value, str):
+            try:
+                return int(value.replace("_", ""))
+            except ValueError:
+                raise bad() from None
+        raise bad()
+    if hint is float:
+        if isinstance(value, bool):
+            raise bad()
+        if isinstance(value, int | float):
+            return float(value)
+        if raw.from_text and isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                raise bad() from None
+        raise bad()
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise bad()
+    raise bad()
+
+
+_BOUNDS = (
+    ("ge", ">=", lambda v, b: v >= b),
+    ("gt", ">", lambda v, b: v > b),
+    ("le", "<=", lambda v, b: v <= b),
+    ("lt", "<", lambda v, b: v < b),
+)
+
+
+def _check_range(f: dataclasses.Field, value: Any, dotted: str) -> None:
+    meta = f.metadata
+    values = value if isinstance(value, tuple) else (value,)
+    for v in values:
+        if "choices" in meta and v not in meta["choices"]:
+            raise ConfigError(f"config: {dotted} must be one of {meta['choices']}, got {v!r}")
+        for key, sym, holds in _BOUNDS:
+            if key in meta and not holds(v, meta[key]):
+                raise ConfigError(f"config: {dotted} must be {sym} {meta[key]}, got {v!r}")
