@@ -4,21 +4,18 @@ report and live journal lines, then everything stops cleanly with no process lef
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import run_micro
+from tests.helpers import TINY_MODEL, alive
 
-STACK = """
+STACK = (
+    TINY_MODEL
+    + """
 [data]
 synth_days = 30
-[model]
-tcn_channels = 16
-hidden = 32
-mlp_hidden = 32
-static_hidden = 16
 [mcts]
 simulations = 3
 [train]
@@ -39,18 +36,7 @@ account_pips = 100000.0
 [live]
 poll_seconds = 0.1
 """
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            return "zombie" not in fh.read().lower()
-    except FileNotFoundError:
-        return False
+)
 
 
 @pytest.mark.slow

@@ -31,13 +31,11 @@ from micro.model.networks import StochasticMuZeroNet
 from tests.conftest import micro_env, run_micro
 from tests.e2e.test_live_parity import live_command
 from tests.fakes import FakeOanda
+from tests.helpers import TINY_MODEL
 
-TOML = """
-[model]
-tcn_channels = 16
-hidden = 32
-mlp_hidden = 32
-static_hidden = 16
+TOML = (
+    TINY_MODEL
+    + """
 [mcts]
 simulations = 3
 [validation]
@@ -56,6 +54,7 @@ daily_loss_limit_pips = 100000.0
 max_drawdown_pips = 100000.0
 weekly_close_buffer_minutes = 0
 """
+)
 START_ROW = 3000  # a Wednesday afternoon of the synthetic market
 
 

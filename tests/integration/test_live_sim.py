@@ -25,13 +25,11 @@ from micro.model.checkpoint import save_checkpoint
 from micro.model.networks import StochasticMuZeroNet
 from tests.conftest import micro_env, run_micro
 from tests.e2e.test_live_parity import live_command
+from tests.helpers import TINY_MODEL
 
-TOML = """
-[model]
-tcn_channels = 16
-hidden = 32
-mlp_hidden = 32
-static_hidden = 16
+TOML = (
+    TINY_MODEL
+    + """
 [mcts]
 simulations = 3
 [validation]
@@ -41,6 +39,7 @@ warmup_bars = 120
 [risk]
 weekly_close_buffer_minutes = 0
 """
+)
 
 
 @pytest.fixture(scope="module")

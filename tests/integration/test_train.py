@@ -16,13 +16,11 @@ import pytest
 from micro.config import load_config
 from micro.model.checkpoint import load_checkpoint, read_sidecar
 from tests.conftest import micro_env, run_micro
+from tests.helpers import TINY_MODEL, alive, wait_for
 
-TINY = """
-[model]
-tcn_channels = 16
-hidden = 32
-mlp_hidden = 32
-static_hidden = 16
+TINY = (
+    TINY_MODEL
+    + """
 [mcts]
 simulations = 3
 [train]
@@ -34,6 +32,7 @@ latest_every_seconds = 1
 report_every_seconds = 0.5
 publish_weights_steps = 5
 """
+)
 
 
 @pytest.fixture(scope="module")
@@ -64,32 +63,11 @@ def start_train(home: Path, *args: str) -> subprocess.Popen:
     )
 
 
-def wait_for(predicate, timeout: float = 120.0, every: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
-
-
 def status(home: Path) -> dict:
     try:
         return json.loads((home / "monitoring" / "trainer" / "status.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return {}
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie is dead for our purposes
-        with open(f"/proc/{pid}/status") as fh:
-            return "zombie" not in fh.read().lower()
-    except FileNotFoundError:
-        return False
 
 
 def test_train_without_prepared_data_says_what_to_run(home: Path) -> None:
@@ -146,9 +124,11 @@ def test_a_crashed_actor_is_restarted_and_logged(trained_home: Path) -> None:
         first = status(trained_home)["actors"][0]["pid"]
         os.kill(first, signal.SIGKILL)
         wait_for(
-            lambda: (a := status(trained_home)["actors"][0])["restarts"] >= 1
-            and a["alive"]
-            and a["pid"] != first
+            lambda: (
+                (a := status(trained_home)["actors"][0])["restarts"] >= 1
+                and a["alive"]
+                and a["pid"] != first
+            )
         )
         before = status(trained_home)["episodes"]
         wait_for(lambda: status(trained_home)["episodes"] > before)

@@ -22,13 +22,11 @@ from micro.model.networks import StochasticMuZeroNet
 from micro.train.store import best_source_episode
 from micro.validation.evaluate import evaluate, evaluation_starts
 from tests.conftest import REPO, micro_env, run_micro
+from tests.helpers import TINY_MODEL
 
-TINY = """
-[model]
-tcn_channels = 16
-hidden = 32
-mlp_hidden = 32
-static_hidden = 16
+TINY = (
+    TINY_MODEL
+    + """
 [mcts]
 simulations = 2
 [validation]
@@ -39,6 +37,7 @@ poll_seconds = 0.3
 account_pips = 100000.0
 min_trades = 5
 """
+)
 
 # Runs the real CLI with the validate command registered, whether or not micro/cli.py lists it.
 RUNNER = (

@@ -1,0 +1,39 @@
+"""Small helpers shared by tests that run the real services."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+
+# A model small enough for tests to train and score in seconds (sizes only: no learning knobs).
+TINY_MODEL = """
+[model]
+tcn_channels = 16
+hidden = 32
+mlp_hidden = 32
+static_hidden = 16
+"""
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` is running (a zombie counts as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return "zombie" not in fh.read().lower()
+    except FileNotFoundError:
+        return False
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 120.0, every: float = 0.2) -> None:
+    """Poll `predicate` until it is true; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout:.0f} s")
