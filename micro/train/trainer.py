@@ -99,6 +99,7 @@ class Trainer:
         self.rng = np.random.default_rng(config.train.seed)
         self.stats = EpisodeStats()
         self.losses: dict[str, float] = {}
+        self.weight_lag = 0
         self.stopping = False
         self.stop_reason = ""
         self._resume()
@@ -298,6 +299,8 @@ class Trainer:
 
     def _accept(self, trajectory: Trajectory, summary: EpisodeSummary) -> None:
         self.replay.add(trajectory)
+        # How many weight publications behind the learner this episode was played.
+        self.weight_lag = self.counters.weight_version - trajectory.weight_version
         self.counters.episodes += 1
         self.counters.env_steps += len(trajectory)
         self.stats.add(summary.pips, summary.trades, summary.wins, summary.action_counts)
@@ -392,6 +395,7 @@ class Trainer:
             "learner_steps": c.learner_steps,
             "env_steps": c.env_steps,
             "weight_version": c.weight_version,
+            "weight_lag": self.weight_lag,
             "env_steps_per_s": env_rate,
             "learner_steps_per_s": learner_rate,
             "learner_samples_per_s": learner_rate * self.config.train.batch_size,
@@ -420,6 +424,7 @@ class Trainer:
                 "throughput/learner_steps_per_s": learner_rate,
                 "replay/positions": float(len(self.replay)),
                 "progress/episodes": float(c.episodes),
+                "replay/weight_lag": float(self.weight_lag),
                 "progress/env_steps": float(c.env_steps),
                 "progress/learner_steps": float(c.learner_steps),
                 "episode/pips": recent["pips_per_episode"],

@@ -92,6 +92,7 @@ def test_a_bounded_run_writes_checkpoints_sidecars_and_monitoring(trained_home: 
     assert loaded.trainer_state["episodes"] == sidecar["episode"]
     final = status(trained_home)
     assert final["state"] == "stopped" and final["episodes"] >= 16
+    assert final["weight_version"] >= 1 and 0 <= final["weight_lag"] <= final["weight_version"]
     assert set(final["losses"]) >= {"policy", "value", "reward", "chance", "afterstate_q"}
     assert abs(sum(final["action_distribution"].values()) - 1.0) < 1e-6
     metrics = (trained_home / "monitoring" / "trainer" / "metrics.jsonl").read_text().splitlines()
