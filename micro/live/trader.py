@@ -152,7 +152,7 @@ class Trader(Reconciliation):
             broker=self.broker.name,
             instrument=self.instrument,
             model=self.models.model.to_dict(),
-            config={k: self.config.to_dict()[k] for k in ("live", "risk", "mcts")},
+            config=self.config.to_dict(),  # the full config, secrets redacted
         )
         try:
             history = self.clock.prime(self.broker.history(self.config.live.warmup_bars))

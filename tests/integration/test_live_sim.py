@@ -148,6 +148,17 @@ def test_sigterm_finishes_the_bar_writes_the_state_and_exits_0(home: Path) -> No
     assert proc.returncode == 0, err
     lines = [json.loads(x) for x in journal.read_text().splitlines()]
     assert lines[0]["kind"] == "start" and lines[0]["broker"] == "sim"  # auto, no token: sim
+    assert set(lines[0]["config"]) == {  # the full config is kept with the run's records
+        "data",
+        "features",
+        "env",
+        "model",
+        "mcts",
+        "train",
+        "validation",
+        "live",
+        "risk",
+    }
     assert lines[-1]["kind"] == "stop"
     state = json.loads((home / "live" / "state.json").read_text())
     bars = [x for x in lines if x["kind"] == "bar"]
