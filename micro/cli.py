@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "micro.train.commands",
     "micro.validation.commands",
     "micro.live.commands",
+    "micro.monitoring.commands",
     "micro.up",
 )
 

@@ -91,6 +91,7 @@ class Trader(Reconciliation):
         self.halts: dict[str, str] = {}  # name -> reason: no entries while any is set
         self.last_bar: Candle | None = None
         self.bars_done = 0
+        self._state_written = 0.0  # monotonic time of the last state.json write
         self.trades_done = 0
         self.last_error: str | None = None
         self.market_open = True  # the candle clock is moving
@@ -130,6 +131,10 @@ class Trader(Reconciliation):
                         reason = "replay_finished"
                         break
                     self._note_market(self.clock.seconds_without_bar() <= self._stall_limit())
+                    if time.monotonic() - self._state_written >= max(
+                        self.config.live.poll_seconds, 5.0
+                    ):
+                        self.write_state()  # a heartbeat while idle (weekends): health stays green
                     self._wait(self.config.live.poll_seconds)
                     continue
                 self._note_market(True)
@@ -489,8 +494,10 @@ class Trader(Reconciliation):
                 "last_bar": _bar_dict(self.last_bar) if self.last_bar else None,
                 "bars_processed": self.bars_done,
                 "trades": self.trades_done,
+                "updated_unix": time.time(),
             }
         )
+        self._state_written = time.monotonic()
 
 
 def _bar_dict(bar: Candle) -> dict[str, Any]:

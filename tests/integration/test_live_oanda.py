@@ -372,3 +372,29 @@ def test_sigterm_exits_0_leaves_the_stop_at_the_broker_and_writes_no_token(
         if path.is_file() and path.suffix in ("", ".json", ".jsonl", ".log", ".toml"):
             assert fake.token not in path.read_text(errors="replace"), path
     assert os.environ.get("OANDA_TOKEN") != fake.token
+
+
+def test_an_idle_trader_keeps_its_state_fresh_for_the_health_check(
+    home: Path, fake: FakeOanda
+) -> None:
+    import threading
+
+    from micro.monitoring.health import check
+    from tests.helpers import wait_for
+
+    fake.now = pd.Timestamp(fake.replay_clock.now)  # the market stops printing bars (a weekend)
+    trader = trader_for(home, fake, "live.poll_seconds=0.05", max_bars=None)
+    runner = threading.Thread(target=trader.run, daemon=True)
+    runner.start()
+    state = home / "live" / "state.json"
+    try:
+        wait_for(state.exists, timeout=60)
+        first = json.loads(state.read_text())["updated_unix"]
+        wait_for(lambda: json.loads(state.read_text())["updated_unix"] > first + 0.5, timeout=20)
+        assert journal(home, "bar") == []  # nothing to decide on, yet alive and saying so
+        result = check(Home(home), trader.config, "live", max_age=5.0)
+        assert result.up, result.reason
+    finally:
+        trader.request_stop()
+        runner.join(timeout=30)
+    assert not runner.is_alive()

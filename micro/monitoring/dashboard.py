@@ -1,0 +1,131 @@
+"""`micro dash`: one frame of the trainer, validator and live panels, or a live view of them.
+
+The dashboard reads only the files the services write (see readers.py), so it works beside
+services in other processes or containers, and against a home whose services are all down.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TextIO
+
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.text import Text
+
+from micro.config import Config
+from micro.home import Home
+from micro.monitoring import panels
+from micro.monitoring.readers import (
+    latest_reports,
+    liveness,
+    now_unix,
+    read_json_object,
+    read_status,
+    stale_after_seconds,
+    tail_jsonl,
+)
+
+METRIC_LINES = 48  # metrics.jsonl lines behind each loss sparkline (one per trainer report)
+REPORTS_SHOWN = 5  # latest validation reports in the validator panel
+PROMOTIONS_SHOWN = 4  # promotion history lines
+EVENT_LINES = 400  # validation/events.jsonl lines searched for promotions
+JOURNAL_LINES = 200  # live/journal.jsonl lines searched for the last decisions and events
+DECISIONS_SHOWN = 8
+PLAIN_WIDTH = 150  # columns of a frame printed to a file or pipe
+
+
+def render(home: Home, config: Config, now: float | None = None) -> RenderableType:
+    """One frame of the dashboard from the files in `home`; never raises on what it reads."""
+    now = now_unix() if now is None else now
+    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    header = Text.assemble(("micro dash", "bold"), f"  {home.root}  ", (stamp, "dim"))
+    frames = [
+        _guarded("Trainer", lambda: _trainer(home, config, now)),
+        _guarded("Validator", lambda: _validator(home, config, now)),
+        _guarded("Live", lambda: _live(home, config, now)),
+    ]
+    return Group(header, *frames)
+
+
+def _trainer(home: Home, config: Config, now: float) -> RenderableType:
+    """Trainer panel from monitoring/trainer/status.json and the tail of metrics.jsonl."""
+    status = read_status(home, "trainer")
+    state = liveness(status, stale_after_seconds("trainer", config), now)
+    metrics = tail_jsonl(home.monitoring / "trainer" / "metrics.jsonl", METRIC_LINES)
+    return panels.trainer_panel(status.data, state, metrics)
+
+
+def _validator(home: Home, config: Config, now: float) -> RenderableType:
+    """Validator panel from validation/: status, latest reports, best, promotion events."""
+    status = read_status(home, "validator")
+    state = liveness(status, stale_after_seconds("validator", config), now)
+    reports = latest_reports(home.validation, REPORTS_SHOWN)
+    best, _ = read_json_object(home.validation / "best_metrics.json")
+    events = tail_jsonl(home.validation / "events.jsonl", EVENT_LINES)
+    promotions = [e for e in events if e.get("event") == "promoted"][-PROMOTIONS_SHOWN:]
+    return panels.validator_panel(status.data, state, reports, best, promotions, now)
+
+
+def _live(home: Home, config: Config, now: float) -> RenderableType:
+    """Live panel from live/state.json and the tail of live/journal.jsonl."""
+    status = read_status(home, "live")
+    journal = tail_jsonl(home.live / "journal.jsonl", JOURNAL_LINES)
+    stopped = bool(journal) and journal[-1].get("kind") == "stop"
+    state = liveness(status, stale_after_seconds("live", config), now, stopped=stopped)
+    return panels.live_panel(status.data, state, journal, DECISIONS_SHOWN)
+
+
+def _guarded(name: str, build: Callable[[], RenderableType]) -> RenderableType:
+    """The panel, or a red box naming the failure: one odd file must not blank the dashboard."""
+    try:
+        return build()
+    except Exception as exc:  # noqa: BLE001 - the dashboard outlives any file it is shown
+        why = f"cannot show the {name.lower()} panel: {type(exc).__name__}: {exc}"
+        return Panel(Text(why, style="red"), title=name, title_align="left", border_style="red")
+
+
+def console_for(file: TextIO) -> Console:
+    """Colours and the terminal's width on a terminal; plain text PLAIN_WIDTH wide otherwise."""
+    terminal = file.isatty()
+    return Console(
+        file=file,
+        force_terminal=terminal,
+        no_color=not terminal,
+        highlight=False,
+        width=None if terminal else PLAIN_WIDTH,
+        emoji=False,
+    )
+
+
+def print_once(home: Home, config: Config, file: TextIO) -> None:
+    """Print one frame to `file`: colours on a terminal, plain text to a file or pipe."""
+    console_for(file).print(render(home, config))
+
+
+def run_dashboard(
+    home: Home,
+    config: Config,
+    refresh_seconds: float = 1.0,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> None:
+    """Redraw the dashboard every `refresh_seconds` until `should_stop()` (or Ctrl-C) says stop.
+
+    On a terminal the frame is redrawn in place; to a file or pipe only the last frame is
+    printed, when the dashboard stops.
+    """
+    from rich.live import Live
+
+    console = console_for(sys.stdout)
+    with Live(render(home, config), console=console, auto_refresh=False) as view:
+        next_frame = time.monotonic() + refresh_seconds
+        while not should_stop():
+            wait = next_frame - time.monotonic()
+            if wait > 0:
+                time.sleep(min(wait, 0.1))  # short naps: should_stop is seen within 0.1 s
+                continue
+            view.update(render(home, config), refresh=True)
+            next_frame = time.monotonic() + refresh_seconds

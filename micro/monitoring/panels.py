@@ -1,0 +1,435 @@
+"""The dashboard's three panels (trainer, validator, live) as rich renderables.
+
+Each panel takes what the readers found (possibly nothing, possibly foreign values) and shows
+what it can: a figure that is missing or not a number shows as "–", never an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from micro.monitoring.readers import Liveness, dig, format_age, number, series
+
+ACTIONS = ("HOLD", "BUY", "SELL", "CLOSE")  # the order of every per-action list in the journal
+LOSS_TERMS = ("policy", "value", "reward", "chance", "afterstate_q", "total")
+SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
+MISSING = "–"
+
+
+# ---------------------------------------------------------------- small formatting helpers
+
+
+def fmt(value: Any, spec: str = ".2f", suffix: str = "") -> str:
+    """A number formatted with `spec` (+ suffix), or "–"."""
+    x = number(value)
+    return MISSING if x is None else f"{x:{spec}}{suffix}"
+
+
+def percent(value: Any, digits: int = 0) -> str:
+    """A share 0–1 as "43%", or "–"."""
+    x = number(value)
+    return MISSING if x is None else f"{100.0 * x:.{digits}f}%"
+
+
+def signed_pips(value: Any) -> Text:
+    """Pips with a sign, green above zero and red below."""
+    x = number(value)
+    if x is None:
+        return Text(MISSING)
+    return Text(f"{x:+.1f} pips", style="green" if x > 0 else "red" if x < 0 else "")
+
+
+def sparkline(values: Sequence[float], width: int = 24) -> str:
+    """The last `width` values as block characters scaled between their min and max."""
+    values = [x for v in values if (x := number(v)) is not None][-width:]
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    span = high - low
+    top = len(SPARK_BLOCKS) - 1
+    return "".join(
+        SPARK_BLOCKS[top // 2 if span == 0 else round((v - low) / span * top)] for v in values
+    )
+
+
+def share_bar(share: Any, width: int = 20) -> str:
+    """A share 0–1 as a bar of `width` cells."""
+    x = number(share)
+    if x is None:
+        return ""
+    filled = round(min(max(x, 0.0), 1.0) * width)
+    return "█" * filled + "·" * (width - filled)
+
+
+def utc_clock(seconds: Any) -> str:
+    """Seconds UTC as "2024-01-03 10:41", or "–"."""
+    x = number(seconds)
+    if x is None:
+        return MISSING
+    try:
+        return datetime.fromtimestamp(x, UTC).strftime("%Y-%m-%d %H:%M")
+    except (OverflowError, OSError, ValueError):
+        return MISSING
+
+
+def title(name: str, live: Liveness) -> Text:
+    """'Trainer · running · 3 s ago' coloured by state: green up, yellow stopped, red down."""
+    style = "bold green" if live.up else "bold yellow" if live.state == "stopped" else "bold red"
+    return Text.assemble((name, "bold"), "  ", (live.label, style))
+
+
+def key_values(rows: Sequence[tuple[str, Any]]) -> Table:
+    """Two columns: a dim label and its value."""
+    table = Table.grid(padding=(0, 1))
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column(no_wrap=True)
+    for label, value in rows:
+        table.add_row(label, value if isinstance(value, Text) else Text(str(value)))
+    return table
+
+
+def framed(name: str, live: Liveness, body: RenderableType) -> Panel:
+    """`body` in a box titled with the service state, its border coloured the same way."""
+    border = "green" if live.up else "yellow" if live.state == "stopped" else "red"
+    return Panel(body, title=title(name, live), title_align="left", border_style=border)
+
+
+def placeholder(live: Liveness, hint: str) -> Text:
+    """What a panel shows without a readable status: why (unless the title says it) and a hint."""
+    if live.age_seconds is None:  # the title already reads "down · no status file yet"
+        return Text(hint, style="dim")
+    return Text.assemble((live.reason, "red"), "\n", (hint, "dim"))
+
+
+def ordinal(value: Any) -> str:
+    """A percentile rank as "32nd", "97th", or "–"."""
+    x = number(value)
+    if x is None:
+        return MISSING
+    n = round(x)
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+# ---------------------------------------------------------------- trainer
+
+
+def trainer_panel(
+    status: dict[str, Any] | None, live: Liveness, metrics: list[dict[str, Any]]
+) -> Panel:
+    """Progress, throughput, buffer, losses with sparklines, action shares, recent episodes."""
+    if status is None:
+        return framed("Trainer", live, placeholder(live, "start it with `micro train`"))
+    actors = status.get("actors") if isinstance(status.get("actors"), list) else []
+    alive = sum(1 for a in actors if isinstance(a, dict) and a.get("alive") is True)
+    restarts = sum(int(number(dig(a, "restarts")) or 0) for a in actors)
+    progress = key_values(
+        [
+            ("episodes", fmt(status.get("episodes"), ",.0f")),
+            ("learner steps", fmt(status.get("learner_steps"), ",.0f")),
+            ("env steps", fmt(status.get("env_steps"), ",.0f")),
+            ("env steps/s", fmt(status.get("env_steps_per_s"), ",.0f")),
+            ("learner steps/s", fmt(status.get("learner_steps_per_s"), ".2f")),
+            ("buffer", fmt(status.get("buffer_positions"), ",.0f", " positions")),
+            ("actors", f"{alive}/{len(actors)} alive, {restarts} restarts"),
+        ]
+    )
+    losses = Table(box=None, padding=(0, 1), show_header=True, header_style="dim")
+    losses.add_column("loss")
+    losses.add_column("now", justify="right")
+    losses.add_column("history", no_wrap=True, style="cyan")
+    for term in LOSS_TERMS:
+        history = series(metrics, f"loss/{term}")
+        losses.add_row(term, fmt(dig(status, "losses", term), ".4f"), sparkline(history))
+    actions = Table(box=None, padding=(0, 1), show_header=True, header_style="dim")
+    actions.add_column("action")
+    actions.add_column("share", justify="right")
+    actions.add_column("", no_wrap=True, style="magenta")
+    for name in ACTIONS:
+        share = dig(status, "action_distribution", name)
+        actions.add_row(name, percent(share, 1), share_bar(share, 16))
+    recent = key_values(
+        [
+            ("episodes in window", fmt(dig(status, "recent", "episodes"), ".0f")),
+            ("pips/episode", signed_pips(dig(status, "recent", "pips_per_episode"))),
+            ("trades/episode", fmt(dig(status, "recent", "trades_per_episode"), ".1f")),
+            ("expectancy", signed_pips(dig(status, "recent", "expectancy_pips"))),
+            ("win rate", percent(dig(status, "recent", "win_rate"), 1)),
+        ]
+    )
+    grid = Table.grid(padding=(0, 3))
+    for _ in range(3):
+        grid.add_column(vertical="top")
+    grid.add_row(progress, losses, Group(actions, Text(""), recent))
+    return framed("Trainer", live, grid)
+
+
+# ---------------------------------------------------------------- validator
+
+
+def validator_panel(
+    status: dict[str, Any] | None,
+    live: Liveness,
+    reports: list[dict[str, Any]],
+    best: dict[str, Any] | None,
+    promotions: list[dict[str, Any]],
+    now: float,
+) -> Panel:
+    """Service state, the latest reports, the best checkpoint and its promotion history."""
+    parts: list[RenderableType] = []
+    if status is None:
+        parts.append(placeholder(live, "start it with `micro validate --watch`"))
+    else:
+        counts = status.get("counts") if isinstance(status.get("counts"), dict) else {}
+        line = Text.assemble(
+            ("scoring ", "dim"),
+            str(dig(status, "current", "checkpoint") or MISSING)
+            if status.get("current")
+            else "nothing",
+            ("   pending ", "dim"),
+            fmt(status.get("pending"), ".0f"),
+            ("   scored ", "dim"),
+            fmt(counts.get("scored"), ".0f"),
+            ("  failed ", "dim"),
+            fmt(counts.get("failed"), ".0f"),
+            ("  timeout ", "dim"),
+            fmt(counts.get("timeout"), ".0f"),
+            ("  promoted ", "dim"),
+            fmt(counts.get("promoted"), ".0f"),
+        )
+        parts.append(line)
+        if status.get("last_error"):
+            parts.append(Text(f"last error: {status['last_error']}", style="red"))
+    parts.append(reports_table(reports))
+    parts.append(best_line(best, now))
+    for event in reversed(promotions):
+        parts.append(
+            Text.assemble(
+                ("  promoted ", "dim"),
+                str(event.get("checkpoint") or MISSING),
+                (f"  {utc_clock(event.get('unix'))} UTC  ", "dim"),
+                str(event.get("reason") or ""),
+            )
+        )
+    return framed("Validator", live, Group(*parts))
+
+
+def reports_table(reports: list[dict[str, Any]]) -> Table | Text:
+    """Per report: checkpoint, trades, SQN and its Monte Carlo band, expectancy, DD, rank."""
+    if not reports:
+        return Text("no validation reports yet", style="dim")
+    table = Table(box=None, padding=(0, 1), header_style="dim")
+    for name, justify in (
+        ("checkpoint", "left"),
+        ("trades", "right"),
+        ("SQN", "right"),
+        ("MC 5–95%", "right"),
+        ("expectancy", "right"),
+        ("max DD", "right"),
+        ("vs random", "right"),
+        ("promoted", "left"),
+    ):
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for report in reports:
+        episode = number(report.get("episode"))
+        checkpoint = str(
+            dig(report, "checkpoint", "file")
+            or (MISSING if episode is None else f"episode {episode:.0f}")
+        )
+        if report.get("status") != "ok":
+            why = str(report.get("error") or report.get("status") or "unreadable")[:60]
+            table.add_row(checkpoint, Text(f"{report.get('status')}: {why}", style="red"))
+            continue
+        sqn_band = dig(report, "bootstrap", "sqn")
+        band = f"{fmt(dig(sqn_band, 'p5'))} … {fmt(dig(sqn_band, 'p95'))}"
+        drawdown = (
+            f"{fmt(dig(report, 'metrics', 'max_drawdown_pips'), '.1f')} pips "
+            f"({fmt(dig(report, 'metrics', 'max_drawdown_pct'), '.1f')}%)"
+        )
+        rank = ordinal(dig(report, "baselines", "random_entry", "agent_percentile"))
+        promoted = dig(report, "promotion", "promoted")
+        table.add_row(
+            checkpoint,
+            fmt(dig(report, "metrics", "trades"), ".0f"),
+            fmt(dig(report, "metrics", "sqn")),
+            band,
+            signed_pips(dig(report, "metrics", "expectancy_pips")),
+            drawdown,
+            rank,
+            Text("yes", style="bold green") if promoted is True else Text("no", style="dim"),
+        )
+    return table
+
+
+def best_line(best: dict[str, Any] | None, now: float) -> Text:
+    """The best checkpoint (best_metrics.json): its score, figures and when it was promoted."""
+    if best is None:
+        return Text("best: none promoted yet", style="dim")
+    promoted = number(best.get("promoted_unix"))
+    when = MISSING if promoted is None else f"{format_age(now - promoted)} ago"
+    return Text.assemble(
+        ("best: ", "bold"),
+        (str(best.get("checkpoint") or MISSING), "bold green"),
+        f"  {best.get('score_name') or 'score'} {fmt(best.get('score'))}",
+        f"  trades {fmt(best.get('trades'), '.0f')}  SQN {fmt(best.get('sqn'))}",
+        "  expectancy ",
+        signed_pips(best.get("expectancy_pips")),
+        f"  max DD {fmt(best.get('max_drawdown_pct'), '.1f', '%')}",
+        (f"  promoted {when}", "dim"),
+    )
+
+
+# ---------------------------------------------------------------- live
+
+
+def live_panel(
+    state: dict[str, Any] | None, live: Liveness, journal: list[dict[str, Any]], decisions: int = 8
+) -> Panel:
+    """Broker, connection, market, position, P&L, risk and circuit; the last decisions and why."""
+    if state is None:
+        return framed("Live", live, placeholder(live, "start it with `micro live`"))
+    connection = state.get("connection") if isinstance(state.get("connection"), dict) else {}
+    ok = connection.get("ok")
+    connected = (
+        Text("ok", style="green")
+        if ok is True
+        else Text(f"error: {connection.get('last_error') or 'unknown'}", style="red")
+        if ok is False
+        else Text(MISSING)
+    )
+    market = state.get("market_open")
+    market_text = (
+        Text("open", style="green")
+        if market is True
+        else Text("closed", style="yellow")
+        if market is False
+        else Text(MISSING)
+    )
+    account = key_values(
+        [
+            ("broker", f"{state.get('broker') or MISSING}  {state.get('instrument') or ''}"),
+            ("connection", connected),
+            ("market", market_text),
+            ("model", f"episode {fmt(dig(state, 'model', 'episode'), '.0f')}"),
+            ("last bar", f"{utc_clock(dig(state, 'last_bar', 'ts'))} UTC"),
+            (
+                "bars / trades",
+                f"{fmt(state.get('bars_processed'), '.0f')} / {fmt(state.get('trades'), '.0f')}",
+            ),
+        ]
+    )
+    position = state.get("position") if isinstance(state.get("position"), dict) else None
+    side = number(dig(position, "side"))
+    held = (
+        Text("flat", style="dim")
+        if position is None
+        else Text(
+            f"{'LONG' if side and side > 0 else 'SHORT' if side and side < 0 else MISSING} "
+            f"{fmt(position.get('units'), '.0f')} "
+            f"@ {fmt(position.get('fill_price'), '.3f')}, "
+            f"stop {fmt(position.get('stop_price'), '.3f')}, "
+            f"{fmt(position.get('bars'), '.0f')} bars"
+        )
+    )
+    book = key_values(
+        [
+            ("position", held),
+            ("unrealised", signed_pips(dig(position, "unrealised")) if position else Text(MISSING)),
+            ("day P&L", signed_pips(state.get("day_pnl_pips"))),
+            ("equity", signed_pips(dig(state, "risk", "equity_pips"))),
+            ("risk", risk_text(state)),
+            ("circuit", circuit_text(state)),
+            ("pending order", str(dig(state, "pending_order", "client_id") or "none")),
+        ]
+    )
+    top = Table.grid(padding=(0, 4))
+    top.add_column(vertical="top")
+    top.add_column(vertical="top")
+    top.add_row(account, book)
+    bars = [
+        line
+        for line in journal
+        if line.get("kind") == "bar" and isinstance(line.get("decision"), str)
+    ][-decisions:]
+    events = [line for line in journal if line.get("kind") not in ("bar", None)][-3:]
+    parts: list[RenderableType] = [top, decisions_table(bars)]
+    for event in events:
+        detail = ", ".join(
+            f"{k}={v}"
+            for k, v in event.items()
+            if k not in ("time", "kind") and not isinstance(v, dict | list)
+        )
+        line = Text.assemble(
+            (f"{str(event.get('time') or '')[:19]}  ", "dim"),
+            (str(event.get("kind")), "bold"),
+            f"  {detail}",
+        )
+        line.no_wrap, line.overflow = True, "ellipsis"
+        parts.append(line)
+    return framed("Live", live, Group(*parts))
+
+
+def risk_text(state: dict[str, Any]) -> Text:
+    """'ok', or every reason entries are halted."""
+    reasons = []
+    if state.get("killed") is True:
+        reasons.append("KILLED")
+    if dig(state, "risk", "drawdown_halt") is True:
+        reasons.append("drawdown halt")
+    if dig(state, "risk", "daily_halt_day") is not None:
+        reasons.append("daily loss halt")
+    halts = state.get("halts")
+    if isinstance(halts, dict):
+        reasons += [str(v) for v in halts.values()]
+    return Text("; ".join(reasons), style="bold red") if reasons else Text("ok", style="green")
+
+
+def circuit_text(state: dict[str, Any]) -> Text:
+    """The order circuit breaker: closed (green), half_open (yellow) or open (red)."""
+    circuit = str(dig(state, "circuit", "state") or MISSING)
+    errors = fmt(dig(state, "circuit", "consecutive_errors"), ".0f")
+    style = "green" if circuit == "closed" else "red" if circuit == "open" else "yellow"
+    return Text(f"{circuit} ({errors} consecutive errors)", style=style)
+
+
+def decisions_table(bars: list[dict[str, Any]]) -> Table | Text:
+    """The last decisions with visit counts, Q per action and σ of the chosen action."""
+    if not bars:
+        return Text("no decisions yet", style="dim")
+    table = Table(box=None, padding=(0, 1), header_style="dim")
+    for name in ("bar UTC", "decision", "visits H/B/S/C", "Q H/B/S/C", "σ", "value", "ms", "note"):
+        table.add_column(name, no_wrap=True)
+    for line in bars:
+        decision = str(line.get("decision"))
+        chosen = ACTIONS.index(decision) if decision in ACTIONS else None
+        visits = dig(line, "rationale", "visit_counts")
+        q = dig(line, "rationale", "q")
+        sigma = dig(line, "rationale", "sigma", chosen) if chosen is not None else None
+        blocked = line.get("blocked")
+        table.add_row(
+            utc_clock(dig(line, "bar", "ts"))[11:] or MISSING,
+            Text(decision, style="bold cyan" if decision in ("BUY", "SELL") else ""),
+            per_action(visits, ".0f"),
+            per_action(q, "+.2f"),
+            per_action(sigma, ".2f") if isinstance(sigma, list) else MISSING,
+            fmt(dig(line, "rationale", "value"), "+.2f"),
+            fmt(line.get("latency_ms"), ".1f"),
+            Text("blocked: " + "; ".join(map(str, blocked)), style="red")
+            if isinstance(blocked, list) and blocked
+            else Text(""),
+        )
+    return table
+
+
+def per_action(values: Any, spec: str) -> str:
+    """A list of per-action numbers as "2/0/0/1" ("·" for an illegal action's null)."""
+    if not isinstance(values, list):
+        return MISSING
+    return "/".join("·" if number(v) is None else format(float(v), spec) for v in values)
