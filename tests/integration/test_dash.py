@@ -185,7 +185,8 @@ def test_services_silent_for_an_hour_show_as_down_with_their_age(
         atomic.write_json(path, {**status, "state": "running", "updated_unix": hour_ago})
     state = read(root / "live" / "state.json")
     atomic.write_json(
-        root / "live" / "state.json", {**state, "written_at": "2020-01-01T00:00:00+00:00"}
+        root / "live" / "state.json",
+        {**state, "written_at": "2020-01-01T00:00:00+00:00", "updated_unix": 1577836800.0},
     )
     journal = root / "live" / "journal.jsonl"
     journal.write_text("".join(x + "\n" for x in journal.read_text().splitlines()[:-1]))  # no stop
