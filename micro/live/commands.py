@@ -15,7 +15,6 @@ import datetime as dt
 import logging
 import os
 import signal
-import sys
 from typing import Any
 
 import numpy as np
@@ -229,14 +228,6 @@ def _scaling_of(ctx: Context) -> Any:
     if stored is None:
         raise DataError(f"{path}: no feature scaling; run `micro data prepare`")
     return FeatureScaling.from_dict(stored)
-
-
-if __name__ == "__main__":  # until micro/cli.py lists this module: python -m micro.live.commands
-    from micro import cli
-
-    if "micro.live.commands" not in cli.COMMAND_MODULES:
-        cli.COMMAND_MODULES = (*cli.COMMAND_MODULES, "micro.live.commands")
-    sys.exit(cli.main())
 
 
 def _wait_for(best: Any, poll_seconds: float = 5.0) -> bool:

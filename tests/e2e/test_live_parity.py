@@ -55,12 +55,8 @@ TRADE_FIELDS = (
 
 
 def live_command(*args: str) -> list[str]:
-    """`micro live ARGS` as a subprocess, whether or not micro/cli.py lists live yet."""
-    from micro import cli
-
-    if "micro.live.commands" in cli.COMMAND_MODULES:
-        return [sys.executable, "-m", "micro.cli", "live", *args]
-    return [sys.executable, "-m", "micro.live.commands", "live", *args]
+    """The real `micro live ARGS` as a subprocess."""
+    return [sys.executable, "-m", "micro.cli", "live", *args]
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,14 @@ report and live journal lines, then everything stops cleanly with no process lef
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_micro
-from tests.helpers import TINY_MODEL, alive
+from tests.conftest import micro_env, run_micro
+from tests.helpers import TINY_MODEL, alive, wait_for
 
 STACK = (
     TINY_MODEL
@@ -42,7 +44,27 @@ poll_seconds = 0.1
 @pytest.mark.slow
 def test_up_runs_the_whole_system_and_stops_cleanly(home: Path) -> None:
     (home / "micro.toml").write_text(STACK)
-    result = run_micro(home, "up", "--duration", "100", timeout=400)
+    up = subprocess.Popen(
+        [sys.executable, "-m", "micro.cli", "up", "--duration", "100"],
+        cwd=home,
+        env=micro_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        # While the stack runs, the dashboard shows the live services from their files.
+        trainer_status = home / "monitoring" / "trainer" / "status.json"
+        wait_for(lambda: trainer_status.exists() and '"running"' in trainer_status.read_text())
+        frame = run_micro(home, "dash", "--once")
+        assert frame.returncode == 0, frame.stderr
+        assert "Trainer" in frame.stdout and "running" in frame.stdout
+        assert "Validator" in frame.stdout and "Live" in frame.stdout
+        _, stderr = up.communicate(timeout=400)
+    finally:
+        up.kill()
+    result = subprocess.CompletedProcess(up.args, up.returncode, "", stderr)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "synthetic" in result.stderr.lower()  # says it made data up...
     assert "micro data import" in result.stderr  # ...and how to use real data

@@ -39,17 +39,10 @@ min_trades = 5
 """
 )
 
-# Runs the real CLI with the validate command registered, whether or not micro/cli.py lists it.
-RUNNER = (
-    "import sys, micro.cli as c; m = 'micro.validation.commands'; "
-    "c.COMMAND_MODULES = c.COMMAND_MODULES + (() if m in c.COMMAND_MODULES else (m,)); "
-    "sys.exit(c.main(sys.argv[1:]))"
-)
-
 
 def micro_command(*args: str) -> list[str]:
-    """argv of `micro ARGS` with the validate command available."""
-    return [sys.executable, "-c", RUNNER, *args]
+    """argv of the real `micro ARGS` as a subprocess."""
+    return [sys.executable, "-m", "micro.cli", *args]
 
 
 def validate(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
