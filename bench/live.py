@@ -62,17 +62,7 @@ def trader_for(home: Home, config: Config, reference: bool) -> Trader:
     """The live trader on the sim broker over the store, as `micro live --broker sim` builds it."""
     market = load_market(home.store, config)
     rows = np.arange(config.live.warmup_bars, len(market.ts))
-    broker = SimBroker(
-        market.instrument,
-        market.pip,
-        config.spread_pips(market.instrument),
-        market.ts,
-        market.open,
-        market.high,
-        market.low,
-        market.close,
-        rows,
-    )
+    broker = SimBroker.over_market(market, config.spread_pips(market.instrument), rows)
     con = connect(home.store, read_only=True)
     try:
         scaling = FeatureScaling.from_dict(get_meta(con, "feature_scaling"))

@@ -191,17 +191,7 @@ def _sim(ctx: Context) -> tuple[Any, Any, Any]:
             )
         rows = np.arange(config.live.warmup_bars, total)
         schedule = Schedule()
-    broker = SimBroker(
-        market.instrument,
-        market.pip,
-        config.spread_pips(market.instrument),
-        market.ts,
-        market.open,
-        market.high,
-        market.low,
-        market.close,
-        rows,
-    )
+    broker = SimBroker.over_market(market, config.spread_pips(market.instrument), rows)
     return broker, _scaling_of(ctx), schedule
 
 

@@ -12,6 +12,7 @@ does. A stop fill and every close pay the half spread on the way out (they sell 
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 
@@ -74,6 +75,21 @@ class SimBroker:
         self.orders_sent = 0
 
     # ------------------------------------------------------------ clock and prices
+
+    @classmethod
+    def over_market(cls, market: Any, spread_pips: float, rows: np.ndarray) -> SimBroker:
+        """A sim broker replaying `rows` of a loaded `Market` (mid candles, the env's spread)."""
+        return cls(
+            market.instrument,
+            market.pip,
+            spread_pips,
+            market.ts,
+            market.open,
+            market.high,
+            market.low,
+            market.close,
+            rows,
+        )
 
     def finished(self) -> bool:
         """Whether every replay row has been released."""

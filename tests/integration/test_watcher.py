@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -15,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import micro_env
+from tests.helpers import alive
 from tests.integration.test_validate import (
     TINY,
     make_checkpoint,
@@ -79,18 +79,6 @@ def events(home: Path) -> list[dict[str, Any]]:
     path = home / "validation" / "events.jsonl"
     lines = path.read_text().splitlines() if path.exists() else []
     return [json.loads(line) for line in lines]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            return "zombie" not in fh.read().lower()
-    except FileNotFoundError:
-        return False
 
 
 def stop(proc: subprocess.Popen) -> int:
