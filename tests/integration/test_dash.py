@@ -12,8 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
 from micro import atomic
+from micro.config import load_config
+from micro.model.checkpoint import save_checkpoint
+from micro.model.networks import StochasticMuZeroNet
 from micro.monitoring.panels import MISSING
 from tests.conftest import micro_env, run_micro
 
@@ -82,6 +86,14 @@ def services_home(tmp_path_factory: pytest.TempPathFactory) -> ServicesHome:
     ok(run_micro(root, "data", "synth", "--days", "30"))
     ok(run_micro(root, "data", "prepare"))
     ok(run_micro(root, "train", "--max-episodes", "16"))
+    # The real trainer's checkpoints may not trade yet; the newest (scored first) comes from a
+    # seeded network that does, so the promotion below is deterministic.
+    config = load_config(root, environ={})
+    torch.manual_seed(1)
+    net = StochasticMuZeroNet(config.model, config.features.window)
+    save_checkpoint(
+        root / "checkpoints" / "ckpt_ep0000100.pth", net, config, episode=100, learner_step=0
+    )
     with open(root / "watch.out", "w") as log:
         watcher = subprocess.Popen(
             [sys.executable, "-m", "micro.cli", "validate", "--watch"],
