@@ -92,42 +92,32 @@ def write_candles(
     con.execute("BEGIN TRANSACTION")
     try:
         con.register("incoming", incoming)
-        conflict = con.execute(
+        # Bars already stored with other values, computed once (imports can be millions of rows).
+        con.execute(
             """
-            SELECT i.ts, c.open, c.high, c.low, c.close, i.open, i.high, i.low, i.close
+            CREATE OR REPLACE TEMP TABLE conflicts AS
+            SELECT i.ts, c.close AS stored_close, i.close AS new_close
             FROM incoming i JOIN candles c ON c.instrument = ? AND c.ts = i.ts
             WHERE abs(c.open - i.open) > 1e-9 OR abs(c.high - i.high) > 1e-9
                OR abs(c.low - i.low) > 1e-9 OR abs(c.close - i.close) > 1e-9
-            ORDER BY i.ts LIMIT 1
             """,
             [instrument],
-        ).fetchone()
-        n_conflicts = 0
-        if conflict is not None:
-            n_conflicts = con.execute(
-                """
-                SELECT count(*) FROM incoming i JOIN candles c ON c.instrument = ? AND c.ts = i.ts
-                WHERE abs(c.open - i.open) > 1e-9 OR abs(c.high - i.high) > 1e-9
-                   OR abs(c.low - i.low) > 1e-9 OR abs(c.close - i.close) > 1e-9
-                """,
-                [instrument],
-            ).fetchone()[0]
+        )
+        n_conflicts = con.execute("SELECT count(*) FROM conflicts").fetchone()[0]
+        if n_conflicts:
             if not replace:
-                ts = pd.Timestamp(conflict[0]).strftime("%Y-%m-%d %H:%M")
+                first = con.execute(
+                    "SELECT ts, stored_close, new_close FROM conflicts ORDER BY ts LIMIT 1"
+                ).fetchone()
+                ts = pd.Timestamp(first[0]).strftime("%Y-%m-%d %H:%M")
                 raise DataError(
                     f"{n_conflicts} bar(s) conflict with bars already stored for {instrument}, "
-                    f"first at {ts} UTC (stored close {conflict[4]}, new close {conflict[8]}); "
+                    f"first at {ts} UTC (stored close {first[1]}, new close {first[2]}); "
                     "pass --replace to overwrite them with the new file's values"
                 )
             con.execute(
-                """
-                DELETE FROM candles WHERE instrument = ? AND ts IN (
-                    SELECT i.ts FROM incoming i JOIN candles c
-                      ON c.instrument = ? AND c.ts = i.ts
-                    WHERE abs(c.open - i.open) > 1e-9 OR abs(c.high - i.high) > 1e-9
-                       OR abs(c.low - i.low) > 1e-9 OR abs(c.close - i.close) > 1e-9)
-                """,
-                [instrument, instrument],
+                "DELETE FROM candles WHERE instrument = ? AND ts IN (SELECT ts FROM conflicts)",
+                [instrument],
             )
         before = _count(con, instrument)
         con.execute(
@@ -146,6 +136,7 @@ def write_candles(
         raise
     finally:
         con.unregister("incoming")
+        con.execute("DROP TABLE IF EXISTS conflicts")
     return CandleWrite(
         inserted=inserted - n_conflicts if replace else inserted,
         unchanged=len(incoming) - inserted,

@@ -220,7 +220,7 @@ def _scaling_of(ctx: Context) -> Any:
     return FeatureScaling.from_dict(stored)
 
 
-def _wait_for(best: Any, poll_seconds: float = 5.0) -> bool:
+def _wait_for(best: Any) -> bool:
     """Wait (responsive to SIGTERM/SIGINT) until `best` exists; False when asked to stop."""
     import time
 
@@ -236,7 +236,7 @@ def _wait_for(best: Any, poll_seconds: float = 5.0) -> bool:
             if stop:
                 log.info("stopped while waiting for a model")
                 return False
-            time.sleep(min(poll_seconds, 0.5))
+            time.sleep(0.5)
         return True
     finally:
         for sig, handler in previous.items():
