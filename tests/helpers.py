@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 # A model small enough for tests to train and score in seconds (sizes only: no learning knobs).
 TINY_MODEL = """
@@ -37,3 +39,10 @@ def wait_for(predicate: Callable[[], object], timeout: float = 120.0, every: flo
             return
         time.sleep(every)
     raise AssertionError(f"condition not met within {timeout:.0f} s")
+
+
+def copy_home(template: Path, tmp_path: Path) -> Path:
+    """A fresh copy of a prepared template home (module fixtures build the template once)."""
+    target = tmp_path / "home"
+    shutil.copytree(template, target)
+    return target

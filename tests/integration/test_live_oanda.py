@@ -31,7 +31,7 @@ from micro.model.networks import StochasticMuZeroNet
 from tests.conftest import micro_env, run_micro
 from tests.e2e.test_live_parity import live_command
 from tests.fakes import FakeOanda
-from tests.helpers import TINY_MODEL
+from tests.helpers import TINY_MODEL, copy_home
 
 TOML = (
     TINY_MODEL
@@ -82,11 +82,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def home(template: Path, tmp_path: Path) -> Path:
-    import shutil
-
-    target = tmp_path / "home"
-    shutil.copytree(template, target)
-    return target
+    return copy_home(template, tmp_path)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import time
@@ -25,7 +24,7 @@ from micro.model.checkpoint import save_checkpoint
 from micro.model.networks import StochasticMuZeroNet
 from tests.conftest import micro_env, run_micro
 from tests.e2e.test_live_parity import live_command
-from tests.helpers import TINY_MODEL
+from tests.helpers import TINY_MODEL, copy_home
 
 TOML = (
     TINY_MODEL
@@ -54,9 +53,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def home(template: Path, tmp_path: Path) -> Path:
-    target = tmp_path / "home"
-    shutil.copytree(template, target)
-    return target
+    return copy_home(template, tmp_path)
 
 
 def write_best(home: Path, seed: int, episode: int, **model: int) -> dict:

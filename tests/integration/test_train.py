@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import pytest
 from micro.config import load_config
 from micro.model.checkpoint import load_checkpoint, read_sidecar
 from tests.conftest import micro_env, run_micro
-from tests.helpers import TINY_MODEL, alive, wait_for
+from tests.helpers import TINY_MODEL, alive, copy_home, wait_for
 
 TINY = (
     TINY_MODEL
@@ -46,9 +45,7 @@ def prepared_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def trained_home(prepared_template: Path, tmp_path: Path) -> Path:
-    home = tmp_path / "home"
-    shutil.copytree(prepared_template, home)
-    return home
+    return copy_home(prepared_template, tmp_path)
 
 
 def start_train(home: Path, *args: str) -> subprocess.Popen:
