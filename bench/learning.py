@@ -1,0 +1,364 @@
+"""The learning judge: does the default config find timing skill on markets it has never seen?
+
+For each market of a fixed suite (synthetic regimes `trend`, `meanrevert` and `random`, plus
+harder variants of the structured ones: weaker drift against noise, longer and shorter regimes;
+seeds the tests never use) it synthesises and prepares a fresh store, runs the real `micro train`
+with the default config for a wall budget (`--minutes`), then scores checkpoints greedily, the way
+the validator does (`score_checkpoint`): a checkpoint every `--score-every` minutes of training on
+the validation split (the learning curve, and **minutes to skill**: the first one that meets the
+skill bar), and the last and the best of them (best by validation bootstrap 5th-percentile
+expectancy, never by test) on both the validation and the test split.
+
+The skill bar on a split: at least 30 trades, bootstrap 5th-percentile expectancy > 0, and at
+least the 95th percentile against both random-entry baselines (the agent's sides and holding
+times; a fair coin for the side). Targets (issue 10) are checked per market and printed with the
+figures. `--real DIR` runs the same protocol on every M1 file in DIR (MT4 export format) instead,
+and adds the deflated Sharpe ratio; it has no targets.
+
+`--set section.key=value` (repeatable) changes the config of every run: that is how an ablation
+is measured against the defaults. Prints one JSON object (progress goes to stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+# name -> synth arguments. Seeds 101-399 are the judge's own: tests never use them.
+SUITE: dict[str, dict[str, Any]] = {
+    "trend": {"regime": "trend", "seed": 101},
+    "trend_weak": {"regime": "trend", "seed": 102, "drift_pips": 0.35},
+    "trend_short": {"regime": "trend", "seed": 103, "regime_bars": 30},
+    "trend_long_noisy": {
+        "regime": "trend",
+        "seed": 104,
+        "regime_bars": 120,
+        "drift_pips": 0.5,
+        "noise_scale": 2.0,
+    },
+    "meanrevert": {"regime": "meanrevert", "seed": 201},
+    "meanrevert_slow": {"regime": "meanrevert", "seed": 202, "regime_bars": 240},
+    "meanrevert_calm": {"regime": "meanrevert", "seed": 203, "noise_scale": 0.7},
+    "random": {"regime": "random", "seed": 301},
+}
+QUICK = ("trend", "random")
+SKILL_PERCENTILE = 95.0
+SKILL_TRADES = 30
+RANDOM_TRADES_PER_SESSION = 0.1
+FAST_MARKETS = ("trend", "meanrevert")
+FAST_MINUTES = 10.0
+NUMBERED = re.compile(r"^ckpt_ep(\d{7})\.pth$")
+
+
+def log(message: str) -> None:
+    print(f"[learning {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def micro(home: Path, *args: str, timeout: float = 7200) -> subprocess.CompletedProcess:
+    """Run this checkout's `micro` (not whatever is installed) in `home`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MICRO_", "OANDA_"))}
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run(
+        [sys.executable, "-m", "micro.cli", "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def checked(result: subprocess.CompletedProcess, what: str) -> None:
+    if result.returncode != 0:
+        raise SystemExit(f"bench/learning.py: {what} failed: {result.stderr.strip()[-2000:]}")
+
+
+def synth_args(spec: dict[str, Any], days: int) -> list[str]:
+    args = ["data", "synth", "--days", str(days), "--seed", str(spec["seed"])]
+    args += ["--regime", spec["regime"]]
+    for key in ("drift_pips", "regime_bars", "noise_scale"):
+        if key in spec:
+            args += [f"--{key.replace('_', '-')}", str(spec[key])]
+    return args
+
+
+def set_args(sets: list[str]) -> list[str]:
+    return [part for s in sets for part in ("--set", s)]
+
+
+def numbered_checkpoints(folder: Path) -> list[tuple[float, int, Path]]:
+    """(created unix, episode, path) of every numbered checkpoint, oldest first."""
+    out = []
+    for path in folder.glob("ckpt_ep*.pth"):
+        match = NUMBERED.match(path.name)
+        if match:
+            out.append((path.stat().st_mtime, int(match.group(1)), path))
+    return sorted(out)
+
+
+def summary(report: dict[str, Any], sessions_key: str = "count") -> dict[str, Any]:
+    """The figures the judge prints for one scored split."""
+    metrics = report["metrics"]
+    baselines = report["baselines"]
+    matched = baselines["random_entry"]
+    fair = baselines.get("random_entry_fair_coin") or {}
+    boot = report["bootstrap"]
+    sessions = report["sessions"][sessions_key]
+    trades = int(metrics["trades"])
+    sides = report.get("_sides", {})
+    return {
+        "trades": trades,
+        "trades_per_session": trades / sessions if sessions else None,
+        "expectancy_pips": metrics.get("expectancy_pips"),
+        "expectancy_p05": (boot.get("expectancy_pips") or {}).get("p5"),
+        "sqn": metrics.get("sqn"),
+        "total_pips": metrics.get("total_pips"),
+        "buy_share": sides.get("buy_share"),
+        "sell_share": sides.get("sell_share"),
+        "percentile_matched": matched.get("agent_percentile"),
+        "percentile_fair_coin": fair.get("agent_percentile"),
+        "random_median_expectancy": (matched.get("expectancy_pips") or {}).get("p50"),
+        "random_median_total_pips": (fair.get("total_pips") or matched.get("total_pips") or {}).get(
+            "p50"
+        ),
+        "crossover_total_pips": baselines["moving_average_crossover"].get("total_pips"),
+        "buy_and_hold_total_pips": baselines["buy_and_hold"].get("total_pips"),
+        "dsr": report["sharpe"].get("dsr"),
+        "sharpe": report["sharpe"].get("sharpe"),
+    }
+
+
+def has_skill(s: dict[str, Any]) -> bool:
+    """The skill bar of the module docstring."""
+    return bool(
+        s["trades"] >= SKILL_TRADES
+        and (s["expectancy_p05"] or 0.0) > 0.0
+        and (s["percentile_matched"] or 0.0) >= SKILL_PERCENTILE
+        and (s["percentile_fair_coin"] or 0.0) >= SKILL_PERCENTILE
+    )
+
+
+class Scorer:
+    """Scores checkpoints of one home in this process, as the validator would."""
+
+    def __init__(self, home: Path, sets: list[str], max_sessions: int) -> None:
+        from micro.config import load_config
+        from micro.data.market import load_market
+        from micro.home import Home
+
+        extra = [*sets, f"validation.max_sessions={max_sessions}"] if max_sessions else sets
+        self.home = Home(home)
+        self.config = load_config(home, extra, environ={})
+        self.market = load_market(self.home.store, self.config)
+
+    def score(self, path: Path, split: str) -> dict[str, Any]:
+        from micro.validation.report import score_checkpoint
+
+        report = score_checkpoint(self.home, self.config, path, split, market=self.market)
+        report["_sides"] = self._sides(report)
+        return report
+
+    @staticmethod
+    def _sides(report: dict[str, Any]) -> dict[str, float | None]:
+        """Share of the entries (BUY + SELL decisions) that bought and that sold."""
+        actions = report["evaluation"]["actions"]
+        buy, sell = actions.get("BUY") or 0.0, actions.get("SELL") or 0.0
+        entries = buy + sell
+        if entries <= 0:
+            return {"buy_share": None, "sell_share": None}
+        return {"buy_share": buy / entries, "sell_share": sell / entries}
+
+
+def run_market(
+    name: str,
+    spec: dict[str, Any],
+    root: Path,
+    args: argparse.Namespace,
+    prepare: list[list[str]],
+) -> dict[str, Any]:
+    home = root / name
+    home.mkdir(parents=True)
+    sets = [*args.set, *spec.get("sets", [])]
+    for command in prepare:
+        checked(micro(home, *command, *set_args(sets)), f"{name}: micro {' '.join(command[:2])}")
+    checked(micro(home, "data", "prepare", *set_args(sets)), f"{name}: micro data prepare")
+    log(f"{name}: training for {args.minutes} min")
+    started = time.time()
+    train = micro(
+        home,
+        "train",
+        "--max-minutes",
+        str(args.minutes),
+        *set_args([*sets, "train.keep_checkpoints=100000"]),
+        timeout=args.minutes * 60 + 900,
+    )
+    checked(train, f"{name}: micro train")
+    status = json.loads((home / "monitoring" / "trainer" / "status.json").read_text())
+    scorer = Scorer(home, sets, args.max_sessions)
+    ckpts = numbered_checkpoints(home / "checkpoints")
+    latest = home / "checkpoints" / "latest.pth"
+    # One checkpoint per `score_every` minutes of training: the learning curve.
+    curve: list[dict[str, Any]] = []
+    picked: list[tuple[float, int, Path]] = []
+    mark = args.score_every
+    while mark < args.minutes + 1e-9:
+        before = [c for c in ckpts if c[0] - started <= mark * 60]
+        if before and (not picked or before[-1][1] != picked[-1][1]):
+            picked.append(before[-1])
+        mark += args.score_every
+    picked.append((latest.stat().st_mtime, int(status["episodes"]), latest))
+    reports: dict[Path, dict[str, Any]] = {}
+    minutes_to_skill = None
+    for created, episode, path in picked:
+        log(f"{name}: scoring {path.name} (episode {episode}) on validation")
+        report = scorer.score(path, "validation")
+        reports[path] = report
+        s = summary(report)
+        minutes = (created - started) / 60
+        curve.append({"minutes": round(minutes, 2), "episode": episode, **s})
+        if minutes_to_skill is None and has_skill(s):
+            minutes_to_skill = round(minutes, 2)
+    best = max(picked, key=lambda c: reports[c[2]]["bootstrap"]["expectancy_pips"]["p5"] or -1e9)
+    out: dict[str, Any] = {
+        "synth": spec,
+        "episodes": int(status["episodes"]),
+        "learner_steps": int(status["learner_steps"]),
+        "env_steps": int(status["env_steps"]),
+        "unroll_starts_per_position": status.get("unroll_starts_per_position"),
+        "minutes_to_skill": minutes_to_skill,
+        "curve": curve,
+    }
+    for label, path in (("last", latest), ("best", best[2])):
+        log(f"{name}: scoring {label} ({path.name}) on test")
+        out[label] = {
+            "checkpoint": path.name,
+            "validation": summary(reports[path]),
+            "test": summary(scorer.score(path, "test")),
+        }
+    out["targets"] = targets(name, spec, out)
+    return out
+
+
+def targets(name: str, spec: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    """Issue 10's targets for this market, on both splits of the last checkpoint."""
+    checks: dict[str, bool | None] = {}
+    if spec["regime"] == "real":
+        return {"met": None, "checks": {}}  # real data has no target: the figures are the answer
+    for split in ("validation", "test"):
+        s = result["last"][split]
+        if spec["regime"] == "random":
+            checks[f"{split}_trades_below_0.1_per_session"] = (
+                s["trades_per_session"] is not None
+                and s["trades_per_session"] < RANDOM_TRADES_PER_SESSION
+            )
+            checks[f"{split}_loss_no_worse_than_median_random"] = s["trades"] == 0 or (
+                (s["expectancy_pips"] or 0.0) >= (s["random_median_expectancy"] or 0.0)
+            )
+            continue
+        checks[f"{split}_skill"] = has_skill(s)
+        shares = [s["buy_share"] or 0.0, s["sell_share"] or 0.0]
+        checks[f"{split}_both_sides"] = min(shares) >= 0.1
+        if spec["regime"] == "trend":
+            better = max(s["crossover_total_pips"] or 0.0, s["buy_and_hold_total_pips"] or 0.0)
+            checks[f"{split}_pips_beat_rules"] = (s["total_pips"] or 0.0) >= better
+    if name in FAST_MARKETS:
+        m = result["minutes_to_skill"]
+        checks["minutes_to_skill_le_10"] = m is not None and m <= FAST_MINUTES
+    return {"met": all(bool(v) for v in checks.values()), "checks": checks}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=20.0, help="training wall budget/market")
+    parser.add_argument("--markets", default="", help="comma-separated subset of the suite")
+    parser.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}")
+    parser.add_argument("--days", type=int, default=120, help="synthetic calendar days/market")
+    parser.add_argument("--score-every", type=float, default=0.0, help="minutes (0: minutes/8)")
+    parser.add_argument("--max-sessions", type=int, default=0, help="cap sessions scored")
+    parser.add_argument("--set", action="append", default=[], help="config override k=v")
+    parser.add_argument("--real", default="", help="a folder of M1 MT4 files instead")
+    parser.add_argument("--keep", default="", help="keep the homes in this folder")
+    args = parser.parse_args()
+    if args.minutes <= 0:
+        raise SystemExit("bench/learning.py: --minutes must be positive")
+    args.score_every = args.score_every or args.minutes / 8
+    markets = plan(args)
+    began = time.time()
+    results: dict[str, Any] = {}
+    root_ctx = tempfile.TemporaryDirectory(prefix="micro-learning-")
+    root = Path(args.keep) if args.keep else Path(root_ctx.name)
+    root.mkdir(parents=True, exist_ok=True)
+    for name, (spec, prepare) in markets.items():
+        results[name] = run_market(name, spec, root, args, prepare)
+        log(f"{name}: targets met: {results[name]['targets']['met']}")
+    print(
+        json.dumps(
+            {
+                "bench": "learning",
+                "minutes_per_market": args.minutes,
+                "sets": args.set,
+                "cores": os.cpu_count(),
+                "wall_minutes": round((time.time() - began) / 60, 1),
+                "all_targets_met": all(
+                    r["targets"]["met"] for r in results.values() if r["targets"]["met"] is not None
+                ),
+                "markets": results,
+            },
+            indent=1,
+            default=float,
+        )
+    )
+    root_ctx.cleanup()
+
+
+def plan(args: argparse.Namespace) -> dict[str, tuple[dict[str, Any], list[list[str]]]]:
+    """name -> (spec, commands that fill the store) for the markets to run."""
+    if args.real:
+        return real_markets(Path(args.real))
+    names = list(QUICK) if args.quick else list(SUITE)
+    if args.markets:
+        names = [n.strip() for n in args.markets.split(",") if n.strip()]
+        unknown = [n for n in names if n not in SUITE]
+        if unknown:
+            raise SystemExit(
+                f"bench/learning.py: unknown market(s) {unknown}; one of {list(SUITE)}"
+            )
+    return {n: (SUITE[n], [synth_args(SUITE[n], args.days)]) for n in names}
+
+
+def real_markets(folder: Path) -> dict[str, tuple[dict[str, Any], list[list[str]]]]:
+    """One market per `*_M1_*` file in `folder` (instrument from the name: EURUSD -> EUR_USD)."""
+    files = sorted(folder.glob("*.csv"))
+    if not files:
+        raise SystemExit(f"bench/learning.py: --real {folder}: no .csv files there")
+    out = {}
+    for path in files:
+        pair = path.name.split("_")[0].upper()
+        instrument = f"{pair[:3]}_{pair[3:6]}"
+        spec = {
+            "regime": "real",
+            "file": path.name,
+            "instrument": instrument,
+            "sets": [f"data.instrument={instrument}"],
+        }
+        out[path.stem] = (
+            spec,
+            [["data", "import", str(path.resolve()), "--instrument", instrument]],
+        )
+    return out
+
+
+if __name__ == "__main__":
+    main()
