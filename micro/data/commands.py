@@ -70,6 +70,33 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
         default=None,
         help="default: data.synth_regime",
     )
+    syn.add_argument(
+        "--drift-pips",
+        type=float,
+        default=None,
+        metavar="PIPS",
+        help=(
+            "trend: drift per bar while a trend lasts (default 0.6); meanrevert: std per bar of "
+            "the anchor's random walk, the part that never reverts (default 0.2)"
+        ),
+    )
+    syn.add_argument(
+        "--regime-bars",
+        type=float,
+        default=None,
+        metavar="BARS",
+        help=(
+            "trend: mean length of a drift episode (default 60); meanrevert: the OU time "
+            "constant 1/θ (default 120)"
+        ),
+    )
+    syn.add_argument(
+        "--noise-scale",
+        type=float,
+        default=None,
+        metavar="X",
+        help="multiplies the per-bar noise σ_base = 1.35 pips in every regime (default 1.0)",
+    )
     syn.add_argument("--start", default="2022-01-03", help="first day (UTC, YYYY-MM-DD)")
     syn.add_argument("--replace", action="store_true", help="overwrite stored bars that differ")
     syn.set_defaults(handler=_synth)

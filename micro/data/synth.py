@@ -6,7 +6,7 @@ the minutes are missing at random, and about once every three trading days an ou
 minutes leaves a gap longer than `data.max_gap_minutes` so session cutting has work to do.
 
 Volatility (all regimes). Per-minute volatility in pips
-    σ_t = σ_base · season(hour_t) · weekday(t) · exp(v_t),   σ_base = 1.35 pips,
+    σ_t = σ_base · season(hour_t) · weekday(t) · exp(v_t),   σ_base = 1.35 pips · noise_scale,
     v_t = 0.999 · v_{t−1} + 0.0156 · ε_t      (stochastic volatility: clustering, half-life ~12 h,
                                                stationary std 0.35)
     season: 0.55 (21–23 UTC, Sydney) · 0.7 (00–06, Tokyo) · 1.0 (07, London open) ·
@@ -19,16 +19,29 @@ Regimes (x_t = close in pips from the level, the instrument's typical price (170
 - `random`: r_t = σ_t z_t. A martingale: the next change is independent of the past, so no rule
   beats the spread. The price wanders freely (~17 yen std over 3.5 years from 170).
 - `trend`: r_t = μ·s_t + σ_t z_t with a hidden drift state s_t ∈ {−1, 0, +1}. Each bar the state
-  ends with probability 1/60 (episodes last 60 bars on average); the next state is 0 with
+  ends with probability 1/L (episodes last L bars on average); the next state is 0 with
   probability 0.25, otherwise +1 with probability 1/(1 + exp((price − level) / 5 yen)) (a weak
-  pull keeping the price near the level) and −1 otherwise. μ = 0.6 pips/bar, so an average
-  episode carries ~36 pips: a momentum rule (follow the sign of the last 20 bars) beats a 4-pip
-  spread. Multi-bar returns are positively autocorrelated.
-- `meanrevert`: x_t = a_t + y_t: an Ornstein–Uhlenbeck deviation y_t = (1 − 1/120)·y_{t−1} +
-  σ_t z_t (half-life ~83 bars, stationary std ~10 pips at σ_base) around a slowly moving anchor
-  a_t = a_{t−1} + 0.2 pips · N(0, 1) − 1e-6 · a_{t−1} (a_t in pips from the level). Fading a
-  10-pip deviation from the 480-bar mean for 120 bars nets ~7 pips a trade after a 4-pip
-  spread. Multi-bar returns are negatively autocorrelated.
+  pull keeping the price near the level) and −1 otherwise. By default μ = 0.6 pips/bar and
+  L = 60, so an average episode carries ~36 pips: a momentum rule (follow the sign of the last
+  20 bars) beats a 4-pip spread. Multi-bar returns are positively autocorrelated.
+- `meanrevert`: x_t = a_t + y_t: an Ornstein–Uhlenbeck deviation y_t = (1 − 1/L)·y_{t−1} +
+  σ_t z_t around a slowly moving anchor a_t = a_{t−1} + μ · N(0, 1) − 1e-6 · a_{t−1} (a_t in
+  pips from the level). By default L = 120 (half-life ~83 bars, stationary std ~10 pips at
+  σ_base) and μ = 0.2 pips; fading a 10-pip deviation from the 480-bar mean for 120 bars nets
+  ~7 pips a trade after a 4-pip spread. Multi-bar returns are negatively autocorrelated.
+
+Knobs (`synthesize` keywords; `micro data synth --drift-pips --regime-bars --noise-scale`). None
+means the regime's default above, which reproduces the default market bit for bit; a knob that a
+regime does not have is refused.
+- `drift_pips` μ: `trend`: the drift per bar while a trend lasts (default 0.6; 0 leaves only the
+  noise). `meanrevert`: the std per bar of the anchor's random walk, the part of the price that
+  never reverts (default 0.2); raising it buries the reversion in a random walk. Range 0–20.
+- `regime_bars` L: `trend`: the mean length of a drift episode in bars (default 60; geometric).
+  `meanrevert`: the OU time constant 1/θ in bars (default 120; half-life L·ln 2; stationary std
+  of y ≈ σ·√(L/2)). Range 1–100,000.
+- `noise_scale`: multiplies σ_base in every regime (default 1.0; range 0.05–20), which scales
+  the per-bar noise, the wicks and (in `meanrevert`) the reverting deviation itself; volume does
+  not change. The trend's drift-to-noise ratio per bar is μ / (1.35 · noise_scale).
 
 Bars: open_t = close_{t−1} (+ the weekly opening jump), close_t = x_t, high/low extend
 max/min(open, close) by σ_t · 0.6 · Exp(1) wicks; prices rounded to the instrument's precision;
@@ -39,6 +52,7 @@ volume ~ 30 · σ_t/σ_base · LogNormal(0, 0.4) + 1 ticks. Deterministic by see
 from __future__ import annotations
 
 import logging
+import math
 
 import numpy as np
 import pandas as pd
@@ -52,6 +66,7 @@ from micro.runtime import Context
 log = logging.getLogger("micro.data")
 
 REGIMES = ("random", "trend", "meanrevert")
+TUNABLE = ("trend", "meanrevert")  # regimes with a drift and a time scale
 
 SIGMA_BASE_PIPS = 1.35
 VOL_PERSISTENCE = 0.999
@@ -67,9 +82,15 @@ TREND_EPISODE_BARS = 60.0
 TREND_FLAT_PROB = 0.25
 TREND_PULL_PRICE = 5.0  # price units (yen for JPY pairs): the anchor pull's logistic scale
 
-OU_THETA = 1.0 / 120.0
+OU_BARS = 120.0  # the OU time constant 1/θ
 ANCHOR_STEP_PIPS = 0.2
 ANCHOR_PULL = 1e-6
+
+DRIFT_RANGE_PIPS = (0.0, 20.0)
+REGIME_BARS_RANGE = (1.0, 100_000.0)
+NOISE_SCALE_RANGE = (0.05, 20.0)
+DEFAULT_DRIFT_PIPS = {"trend": TREND_DRIFT_PIPS, "meanrevert": ANCHOR_STEP_PIPS}
+DEFAULT_REGIME_BARS = {"trend": TREND_EPISODE_BARS, "meanrevert": OU_BARS}
 
 SEASON_BY_HOUR = np.array(
     [0.7] * 7 + [1.0] + [1.15] * 4 + [1.45] * 4 + [1.0] * 3 + [0.7] * 2 + [0.55] * 3
@@ -84,13 +105,48 @@ def market_open(ts_seconds: np.ndarray) -> np.ndarray:
 
 
 def synthesize(
-    instrument: str, days: int, seed: int, regime: str, start: str | pd.Timestamp
+    instrument: str,
+    days: int,
+    seed: int,
+    regime: str,
+    start: str | pd.Timestamp,
+    *,
+    drift_pips: float | None = None,
+    regime_bars: float | None = None,
+    noise_scale: float = 1.0,
 ) -> pd.DataFrame:
-    """M1 candles (ts naive UTC, open, high, low, close, volume) over `days` calendar days."""
+    """M1 candles (ts naive UTC, open, high, low, close, volume) over `days` calendar days.
+
+    `drift_pips`, `regime_bars` (None: the regime's default) and `noise_scale`: module doc.
+    """
+    frame, _ = synthesize_with_hidden_state(
+        instrument, days, seed, regime, start,
+        drift_pips=drift_pips, regime_bars=regime_bars, noise_scale=noise_scale,
+    )  # fmt: skip
+    return frame
+
+
+def synthesize_with_hidden_state(
+    instrument: str,
+    days: int,
+    seed: int,
+    regime: str,
+    start: str | pd.Timestamp,
+    *,
+    drift_pips: float | None = None,
+    regime_bars: float | None = None,
+    noise_scale: float = 1.0,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """`synthesize`'s candles and [rows] the hidden state behind each bar (for tests, benches).
+
+    The hidden state: `trend` the drift sign s_t (−1, 0, +1); `meanrevert` the OU deviation
+    y_t in pips; `random` zeros.
+    """
     if regime not in REGIMES:
         raise UserError(f"regime {regime!r}: expected one of {', '.join(REGIMES)}")
     if days < 1:
         raise UserError(f"days {days}: expected at least 1 calendar day")
+    drift, bars, scale = regime_knobs(regime, drift_pips, regime_bars, noise_scale)
     facts = instrument_facts(instrument)
     first = _parse_start(start)
     rng = np.random.default_rng(seed)
@@ -118,13 +174,14 @@ def synthesize(
     jumps[0] = 0.0
 
     log_vol = _log_vol_path(vol_shocks, VOL_PERSISTENCE, VOL_SHOCK)
-    sigma = SIGMA_BASE_PIPS * season * np.exp(log_vol)  # [T] pips per bar
+    sigma_base = SIGMA_BASE_PIPS * scale
+    sigma = sigma_base * season * np.exp(log_vol)  # [T] pips per bar
     level = facts.typical_price or 170.0
     level = float(np.round(level * (1.0 + 0.02 * (rng.random() - 0.5)), facts.precision))
     pull_pips = TREND_PULL_PRICE / facts.pip * (level / 170.0)
-    close_pips = _mid_path(
-        REGIMES.index(regime), sigma, z, jumps, uniforms, aux, pull_pips
-    )  # [T] pips from `level`
+    close_pips, hidden = _mid_path(
+        REGIMES.index(regime), sigma, z, jumps, uniforms, aux, pull_pips, drift, bars
+    )  # [T] pips from `level`, [T] hidden state
     open_pips = np.empty(n)
     open_pips[0] = 0.0
     open_pips[1:] = close_pips[:-1]
@@ -138,10 +195,10 @@ def synthesize(
     close = np.round(level + close_pips * pip, digits)
     high = np.round(np.maximum(open_, close) + wick_up * pip, digits)
     low = np.round(np.minimum(open_, close) - wick_down * pip, digits)
-    volume = np.round(30.0 * sigma / SIGMA_BASE_PIPS * rng.lognormal(0.0, 0.4, n)) + 1.0
+    volume = np.round(30.0 * sigma / sigma_base * rng.lognormal(0.0, 0.4, n)) + 1.0
 
     keep = _missing_minutes(rng, n)
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "ts": pd.to_datetime(ts[keep], unit="s"),
             "open": open_[keep],
@@ -151,6 +208,34 @@ def synthesize(
             "volume": volume[keep],
         }
     )
+    return frame, hidden[keep]
+
+
+def regime_knobs(
+    regime: str, drift_pips: float | None, regime_bars: float | None, noise_scale: float
+) -> tuple[float, float, float]:
+    """(drift pips, regime bars, noise scale) of `regime`, defaults filled; UserError if bad."""
+    if regime not in TUNABLE:
+        for flag, value in (("--drift-pips", drift_pips), ("--regime-bars", regime_bars)):
+            if value is not None:
+                raise UserError(
+                    f"{flag} {value:g}: the {regime} regime has no drift or regime length; "
+                    f"use it with {' or '.join(TUNABLE)}"
+                )
+        drift, bars = 0.0, 1.0  # unused by the random walk
+    else:
+        drift = DEFAULT_DRIFT_PIPS[regime] if drift_pips is None else float(drift_pips)
+        bars = DEFAULT_REGIME_BARS[regime] if regime_bars is None else float(regime_bars)
+    unit = "pips per bar" if regime == "trend" else "pips (anchor step std per bar)"
+    checks = (
+        ("--drift-pips", drift, DRIFT_RANGE_PIPS, unit),
+        ("--regime-bars", bars, REGIME_BARS_RANGE, "bars"),
+        ("--noise-scale", float(noise_scale), NOISE_SCALE_RANGE, "× σ_base"),
+    )
+    for flag, value, (low, high), what in checks:
+        if not (math.isfinite(value) and low <= value <= high):
+            raise UserError(f"{flag} {value:g}: expected {low:g} to {high:g} {what}")
+    return drift, bars, float(noise_scale)
 
 
 def days_for_bars(bars: int) -> int:
@@ -204,10 +289,18 @@ def _mid_path(
     uniforms: np.ndarray,
     aux: np.ndarray,
     pull_pips: float,
-) -> np.ndarray:
-    """[T] close in pips relative to the level: 0 random, 1 trend, 2 meanrevert (module doc)."""
+    drift_pips: float,
+    regime_bars: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """[T] close in pips from the level and [T] hidden state: 0 random, 1 trend, 2 meanrevert.
+
+    The hidden state is the trend's drift sign or the meanrevert OU deviation (module doc).
+    """
     n = sigma.shape[0]
     out = np.empty(n)
+    hidden = np.zeros(n)
+    switch = 1.0 / regime_bars  # trend: chance an episode ends each bar
+    keep = 1.0 - 1.0 / regime_bars  # meanrevert: 1 − θ
     x = 0.0
     state = 0.0  # trend drift sign
     anchor = 0.0  # meanrevert anchor (pips)
@@ -217,20 +310,22 @@ def _mid_path(
         if regime == 0:
             x = x + jumps[t] + noise
         elif regime == 1:
-            if t == 0 or uniforms[t, 0] < 1.0 / TREND_EPISODE_BARS:
+            if t == 0 or uniforms[t, 0] < switch:
                 u = uniforms[t, 1]
                 if u < TREND_FLAT_PROB:
                     state = 0.0
                 else:
                     p_up = 1.0 / (1.0 + np.exp(x / pull_pips))
                     state = 1.0 if (u - TREND_FLAT_PROB) / (1.0 - TREND_FLAT_PROB) < p_up else -1.0
-            x = x + jumps[t] + TREND_DRIFT_PIPS * state + noise
+            x = x + jumps[t] + drift_pips * state + noise
+            hidden[t] = state
         else:
-            anchor = anchor + jumps[t] + ANCHOR_STEP_PIPS * aux[t] - ANCHOR_PULL * anchor
-            deviation = (1.0 - OU_THETA) * deviation + noise
+            anchor = anchor + jumps[t] + drift_pips * aux[t] - ANCHOR_PULL * anchor
+            deviation = keep * deviation + noise
             x = anchor + deviation
+            hidden[t] = deviation
         out[t] = x
-    return out
+    return out, hidden
 
 
 def run_synth(ctx: Context) -> int:
@@ -249,18 +344,28 @@ def run_synth(ctx: Context) -> int:
         raise UserError(f"--days {days}: expected at least 1 calendar day")
     if seed < 0:
         raise UserError(f"--seed {seed}: expected a non-negative integer")
-    frame = synthesize(name, days, seed, regime, start)
+    knobs = {
+        "drift_pips": getattr(args, "drift_pips", None),
+        "regime_bars": getattr(args, "regime_bars", None),
+        "noise_scale": 1.0 if getattr(args, "noise_scale", None) is None else args.noise_scale,
+    }
+    drift, bars, scale = regime_knobs(regime, **knobs)
+    frame = synthesize(name, days, seed, regime, start, **knobs)
     con = connect(ctx.home.store)
     try:
         result = write_candles(con, name, frame, replace=getattr(args, "replace", False))
     finally:
         con.close()
     first, last = frame["ts"].iloc[0], frame["ts"].iloc[-1]
+    shape = f"noise ×{scale:g}"
+    if regime in TUNABLE:
+        shape = f"drift {drift:g} pips, regime {bars:g} bars, {shape}"
     log.info(
-        "synthetic %s (%s regime, seed %d): %d bars %s .. %s UTC; %d new, %d unchanged, "
+        "synthetic %s (%s regime, %s, seed %d): %d bars %s .. %s UTC; %d new, %d unchanged, "
         "%d replaced in %s",
         name,
         regime,
+        shape,
         seed,
         len(frame),
         f"{first:%Y-%m-%d %H:%M}",

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+from functools import cache
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from micro.cli import build_parser
 from micro.data.sessions import gap_summary
-from micro.data.synth import days_for_bars, market_open, synthesize
+from micro.data.synth import (
+    days_for_bars,
+    market_open,
+    synthesize,
+    synthesize_with_hidden_state,
+)
 from micro.errors import UserError
+from tests.conftest import run_micro
 
 DAYS = 90
 SPREAD_PIPS = 4.0
@@ -151,3 +161,173 @@ def test_bad_regime_and_bad_start_are_user_errors() -> None:
         synthesize("GBP_JPY", 5, 0, "sideways", "2022-01-03")
     with pytest.raises(UserError, match="YYYY-MM-DD"):
         synthesize("GBP_JPY", 5, 0, "random", "the third of January")
+
+
+# sha256 (first 16 hex digits) of 30 days from seed 7, computed before the knobs existed.
+PINNED_HASHES = {
+    ("GBP_JPY", "random"): "757b1c2ad8dbbd04",
+    ("GBP_JPY", "trend"): "4187ade18fb48cca",
+    ("GBP_JPY", "meanrevert"): "cbb158e2396e9f70",
+    ("EUR_USD", "trend"): "94c22cf1bf55d173",
+}
+
+
+def frame_hash(frame: pd.DataFrame) -> str:
+    """sha256 of the timestamps (int64 seconds) and every OHLCV column's float64 bytes."""
+    digest = hashlib.sha256()
+    digest.update(_seconds(frame).tobytes())
+    for column in ("open", "high", "low", "close", "volume"):
+        digest.update(np.ascontiguousarray(frame[column].to_numpy(np.float64)).tobytes())
+    return digest.hexdigest()[:16]
+
+
+@cache
+def knobbed(regime: str, drift: float | None = None, bars: float | None = None, noise=1.0):
+    """90 days from seed 3 with the given knobs: (close in pips, hidden state)."""
+    frame, hidden = synthesize_with_hidden_state(
+        "GBP_JPY", DAYS, 3, regime, "2022-01-03",
+        drift_pips=drift, regime_bars=bars, noise_scale=noise,
+    )  # fmt: skip
+    return _pips(frame), hidden
+
+
+def _mean_run_bars(state: np.ndarray) -> float:
+    """Mean length in bars of the runs of equal consecutive values of `state`."""
+    return state.size / (np.count_nonzero(np.diff(state)) + 1)
+
+
+@pytest.mark.parametrize(("instrument", "regime"), sorted(PINNED_HASHES))
+def test_default_knobs_reproduce_the_markets_made_before_the_knobs_existed(
+    instrument: str, regime: str
+) -> None:
+    frame = synthesize(instrument, 30, 7, regime, "2022-01-03")
+    assert frame_hash(frame) == PINNED_HASHES[(instrument, regime)]
+
+
+@pytest.mark.parametrize(
+    ("regime", "drift", "bars"), [("trend", 0.6, 60), ("meanrevert", 0.2, 120)]
+)
+def test_the_default_knobs_given_explicitly_change_nothing(
+    regime: str, drift: float, bars: int
+) -> None:
+    explicit = synthesize(
+        "GBP_JPY", 30, 7, regime, "2022-01-03", drift_pips=drift, regime_bars=bars,
+        noise_scale=1.0,
+    )  # fmt: skip
+    assert frame_hash(explicit) == PINNED_HASHES[("GBP_JPY", regime)]
+
+
+def test_the_hidden_state_is_the_drift_sign_behind_each_kept_bar() -> None:
+    frame, hidden = synthesize_with_hidden_state("GBP_JPY", 10, 11, "trend", "2022-01-03")
+    pd.testing.assert_frame_equal(frame, synthesize("GBP_JPY", 10, 11, "trend", "2022-01-03"))
+    assert hidden.shape == (len(frame),)
+    assert set(np.unique(hidden).tolist()) == {-1.0, 0.0, 1.0}
+
+
+def test_a_lower_drift_to_noise_ratio_weakens_the_autocorrelation_of_20_bar_returns() -> None:
+    def lag_one_of_20_bar_returns(close: np.ndarray) -> float:
+        return _autocorr(np.diff(close[::20]))
+
+    base = lag_one_of_20_bar_returns(knobbed("trend")[0])
+    half_drift = lag_one_of_20_bar_returns(knobbed("trend", drift=0.3)[0])
+    double_noise = lag_one_of_20_bar_returns(knobbed("trend", noise=2.0)[0])
+    both = lag_one_of_20_bar_returns(knobbed("trend", drift=0.3, noise=1.5)[0])
+
+    assert base > 0.4
+    assert half_drift < base - 0.15 and double_noise < base - 0.15  # the same ratio, 0.22
+    assert abs(half_drift - double_noise) < 0.1
+    assert 0.0 < both < half_drift - 0.05  # ratio 0.15: weaker still, but still a trend
+
+
+def test_a_weaker_trend_is_still_there_but_a_momentum_rule_earns_less() -> None:
+    assert _momentum_pips_per_trade(knobbed("trend", drift=0.3, noise=1.5)[0]) < (
+        _momentum_pips_per_trade(knobbed("trend")[0]) - 1.0
+    )
+
+
+@pytest.mark.parametrize(("shorter", "longer"), [(20, 60), (60, 240)])
+def test_longer_regime_bars_lengthen_the_trend_episodes(shorter: float, longer: float) -> None:
+    short_runs = _mean_run_bars(knobbed("trend", bars=shorter)[1])
+    long_runs = _mean_run_bars(knobbed("trend", bars=longer)[1])
+    # Runs are longer than episodes (a new episode may draw the same sign) but scale with them.
+    assert long_runs > 2.5 * short_runs
+    assert shorter < short_runs < 2.5 * shorter
+
+
+def test_a_longer_ou_time_constant_makes_the_deviation_slower_and_wider() -> None:
+    fast = knobbed("meanrevert", bars=30)[1]
+    base = knobbed("meanrevert")[1]
+    slow = knobbed("meanrevert", bars=480)[1]
+    assert _mean_run_bars(np.sign(fast)) < _mean_run_bars(np.sign(base))
+    assert _mean_run_bars(np.sign(base)) < _mean_run_bars(np.sign(slow))
+    assert fast.std() < base.std() < slow.std()  # stationary std ≈ σ·√(L/2)
+    assert _autocorr(fast) == pytest.approx(1 - 1 / 30, abs=0.01)
+    assert _autocorr(slow) == pytest.approx(1 - 1 / 480, abs=0.002)
+
+
+def test_a_wandering_anchor_buries_the_reversion_of_meanrevert() -> None:
+    base = _autocorr(np.diff(knobbed("meanrevert")[0][::30]))
+    buried = _autocorr(np.diff(knobbed("meanrevert", drift=2.0)[0][::30]))
+    assert base < -0.08 and base < buried - 0.04 < 0.0
+
+    def fade_signal_to_noise(close: np.ndarray) -> float:
+        """Mean / std of the gross pips of the fade rule's 120-bar trades (as in the doc)."""
+        mean = np.convolve(close, np.ones(480) / 480, "valid")
+        idx = np.arange(480, len(close) - 120, 120)
+        deviation = close[idx] - mean[idx - 480 + 1]
+        side = -np.sign(deviation) * (np.abs(deviation) > 10.0)
+        pnl = (side * (close[idx + 120] - close[idx]))[side != 0]
+        return float(pnl.mean() / pnl.std())
+
+    clear = fade_signal_to_noise(knobbed("meanrevert")[0])
+    assert clear > 0.4
+    assert fade_signal_to_noise(knobbed("meanrevert", drift=2.0)[0]) < 0.5 * clear
+
+
+@pytest.mark.parametrize("regime", ["random", "trend", "meanrevert"])
+def test_noise_scale_multiplies_the_per_bar_noise(regime: str) -> None:
+    def noise(close: np.ndarray, hidden: np.ndarray) -> np.ndarray:
+        drift = 0.6 * hidden[1:] if regime == "trend" else 0.0  # the trend's drift is not noise
+        return np.diff(close) - drift
+
+    base = noise(*knobbed(regime))
+    loud = noise(*knobbed(regime, noise=2.0))
+    ratio = np.median(np.abs(loud)) / np.median(np.abs(base))  # the weekly jumps stay as they are
+    assert ratio == pytest.approx(2.0, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    ("regime", "knobs", "message"),
+    [
+        ("trend", {"drift_pips": -0.1}, "--drift-pips -0.1: expected 0 to 20"),
+        ("trend", {"drift_pips": float("nan")}, "--drift-pips nan"),
+        ("trend", {"regime_bars": 0.5}, "--regime-bars 0.5: expected 1 to 100000 bars"),
+        ("meanrevert", {"regime_bars": float("inf")}, "--regime-bars inf"),
+        ("meanrevert", {"noise_scale": 0.0}, "--noise-scale 0: expected 0.05 to 20"),
+        ("random", {"drift_pips": 0.6}, "--drift-pips 0.6: the random regime has no drift"),
+        ("random", {"regime_bars": 60}, "--regime-bars 60: the random regime"),
+    ],
+)
+def test_knobs_out_of_range_are_user_errors_naming_the_flag(
+    regime: str, knobs: dict, message: str
+) -> None:
+    with pytest.raises(UserError) as raised:
+        synthesize("GBP_JPY", 5, 0, regime, "2022-01-03", **knobs)
+    assert str(raised.value).startswith(message)
+
+
+def test_the_synth_command_takes_the_knobs_and_refuses_a_bad_one_in_one_line(tmp_path) -> None:
+    args = build_parser().parse_args(
+        ["data", "synth", "--regime", "trend", "--drift-pips", "0.25", "--regime-bars", "240",
+         "--noise-scale", "1.5"]
+    )  # fmt: skip
+    assert (args.drift_pips, args.regime_bars, args.noise_scale) == (0.25, 240.0, 1.5)
+    defaults = build_parser().parse_args(["data", "synth"])
+    assert (defaults.drift_pips, defaults.regime_bars, defaults.noise_scale) == (None, None, None)
+
+    result = run_micro(tmp_path, "data", "synth", "--days", "3", "--noise-scale", "-1")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "micro: error: --noise-scale -1: expected 0.05 to 20 × σ_base"
+    ]
+    assert not (tmp_path / "data" / "market.duckdb").exists()  # nothing half-written
