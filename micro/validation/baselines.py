@@ -3,7 +3,12 @@ buy-and-hold. An agent worth promoting should beat all three on the same bars an
 
 Random-entry traders differ from the agent only in *when* they enter and *which way*. Each one
 makes exactly the agent's trades per session with the agent's planned holding times (shuffled
-within the session) and the agent's side mix (the agent's sides shuffled over all its trades).
+within the session) and, by `sides`: "agent", the agent's side mix (the agent's sides shuffled
+over all its trades), or "fair_coin", each trade's side drawn ±1 with probability 1/2. Against
+the first the agent's rank measures timing alone (a side bet on the period's drift is given to
+the random traders too); against the second it also credits the choice of side, so an agent that
+only sells in a falling period ranks high there and middling against the first. With one seed
+both place the same trades at the same rows; only the sides differ.
 In a session of L rows with m trades of holding times h_1..h_m (bars), the F = L − 1 − Σh free
 decision bars are spread before the trades by m independent uniform draws from 0..F, sorted:
 trade j enters s_j free bars plus the earlier trades' holding times after the session start, so
@@ -37,6 +42,8 @@ from micro.validation.montecarlo import percentiles
 if TYPE_CHECKING:
     from micro.data.market import Market
 
+SIDES = ("agent", "fair_coin")  # random traders' sides: the agent's shuffled, or a fair coin
+
 
 @dataclass(frozen=True)
 class RandomTraders:
@@ -44,7 +51,7 @@ class RandomTraders:
 
     entry_rows: np.ndarray  # [R, N] int64 decision row of each entry
     holding_bars: np.ndarray  # [R, N] int64 planned bars held (the agent's, shuffled)
-    sides: np.ndarray  # [R, N] int8 +1 long, −1 short (the agent's, shuffled)
+    sides: np.ndarray  # [R, N] int8 +1 long, −1 short (the agent's shuffled, or fair coins)
     sessions: np.ndarray  # [N] int64 session start row of trade j (the same for every trader)
     pips: np.ndarray  # [R, N] float64 net of costs
     bars_held: np.ndarray  # [R, N] int64 realised (shorter than planned when stopped)
@@ -100,8 +107,14 @@ def random_traders(
     agent_trades: np.ndarray,
     runs: int = 1000,
     seed: int = 12345,
+    sides: str = "agent",
 ) -> RandomTraders:
-    """`runs` random-entry traders matched to the agent's trades on the sessions `starts`."""
+    """`runs` random-entry traders matched to the agent's trades on the sessions `starts`.
+
+    `sides`: "agent" (the agent's sides, shuffled) or "fair_coin" (each side ±1 at 1/2).
+    """
+    if sides not in SIDES:
+        raise ValueError(f"sides {sides!r}: expected one of {SIDES}")
     starts = np.sort(np.asarray(starts, dtype=np.int64))  # [S]
     length = int(market.session_bars)
     order = np.lexsort((agent_trades["entry_row"], agent_trades["session"]))
@@ -128,7 +141,11 @@ def random_traders(
     first_of = np.searchsorted(where, where)  # [N] index of the session's first trade
     shuffle = np.argsort(where[None, :] + rng.random((runs, n)), axis=1)  # [R, N] within session
     holding = hold[shuffle]  # [R, N]
-    sides = np.asarray(trades["side"], dtype=np.int8)[np.argsort(rng.random((runs, n)), axis=1)]
+    side_draws = rng.random((runs, n))  # [R, N] the same draws for both kinds: same placement
+    if sides == "agent":
+        side = np.asarray(trades["side"], dtype=np.int8)[np.argsort(side_draws, axis=1)]
+    else:
+        side = np.where(side_draws < 0.5, 1, -1).astype(np.int8)
     gaps = np.floor(rng.random((runs, n)) * (free[where] + 1)[None, :]).astype(np.int64)
     span = length + 1  # > any gap, so sorting keys keeps the sessions in order
     gaps = np.sort(where[None, :] * span + gaps, axis=1) - where[None, :] * span  # [R, N]
@@ -137,7 +154,7 @@ def random_traders(
     entry_rows = starts[where][None, :] + gaps + before  # [R, N]
     costs = costs_for(config, market.instrument)
     pips, bars = _price_trades(
-        entry_rows, holding, sides,
+        entry_rows, holding, side,
         np.ascontiguousarray(market.open, dtype=np.float64),
         np.ascontiguousarray(market.high, dtype=np.float64),
         np.ascontiguousarray(market.low, dtype=np.float64),
@@ -145,7 +162,7 @@ def random_traders(
         float(market.pip), costs.entry_pips, costs.exit_pips,
         float(config.risk.stop_loss_pips), bool(config.env.use_stop_loss), STOP_TOUCH_PIPS,
     )  # fmt: skip
-    return RandomTraders(entry_rows, holding, sides, session, pips, bars)
+    return RandomTraders(entry_rows, holding, side, session, pips, bars)
 
 
 def percentile_rank(value: float, population: np.ndarray) -> float:
@@ -162,12 +179,16 @@ def random_entry_percentile(
     agent_trades: np.ndarray,
     runs: int = 1000,
     seed: int = 12345,
+    sides: str = "agent",
 ) -> dict[str, Any]:
     """The agent's percentile among `runs` random-entry traders, by expectancy (JSON-able).
 
     Also the random traders' expectancy and total-pips percentiles 5/25/50/75/95. Total pips
-    rank the same as expectancy (every trader makes the agent's N trades).
+    rank the same as expectancy (every trader makes the agent's N trades). `sides`: as
+    `random_traders`.
     """
+    if sides not in SIDES:
+        raise ValueError(f"sides {sides!r}: expected one of {SIDES}")
     n = int(agent_trades.size)
     report: dict[str, Any] = {"runs": int(runs), "seed": int(seed), "trades": n}
     if n == 0:
@@ -176,7 +197,7 @@ def random_entry_percentile(
             expectancy_pips=percentiles(np.zeros(0)), total_pips=percentiles(np.zeros(0)),
         )  # fmt: skip
         return report
-    traders = random_traders(market, config, starts, agent_trades, runs, seed)
+    traders = random_traders(market, config, starts, agent_trades, runs, seed, sides)
     expectancy = traders.pips.mean(axis=1)  # [R]
     agent = float(np.mean(agent_trades["pips"]))
     report.update(
@@ -241,9 +262,11 @@ def baselines_report(
     runs: int | None = None,
     seed: int | None = None,
 ) -> dict[str, Any]:
-    """All three baselines on `starts`: the random-entry ranking and the two rules' metrics.
+    """All baselines on `starts`: both random-entry rankings and the two rules' metrics.
 
-    Runs, seed and the moving averages come from `config.validation` unless runs/seed are given.
+    `random_entry` gives the random traders the agent's sides, `random_entry_fair_coin` a fair
+    coin's (same shape, same seed, same placement). Runs, seed and the moving averages come from
+    `config.validation` unless runs/seed are given.
     """
     v = config.validation
     fast, slow = v.ma_fast_bars, v.ma_slow_bars
@@ -262,15 +285,15 @@ def baselines_report(
         del out["equity_curve"]  # the sampled curve is enough for a baseline
         return out
 
+    runs = v.random_baselines if runs is None else runs
+    seed = v.seed if seed is None else seed
     return {
         "random_entry": random_entry_percentile(
-            market,
-            config,
-            starts,
-            agent_trades,
-            runs=v.random_baselines if runs is None else runs,
-            seed=v.seed if seed is None else seed,
-        ),  # fmt: skip
+            market, config, starts, agent_trades, runs=runs, seed=seed, sides="agent"
+        ),
+        "random_entry_fair_coin": random_entry_percentile(
+            market, config, starts, agent_trades, runs=runs, seed=seed, sides="fair_coin"
+        ),
         "moving_average_crossover": {
             "fast_bars": fast,
             "slow_bars": slow,

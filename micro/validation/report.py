@@ -288,8 +288,12 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         f"{_num(boot['sqn']['p95'])})  max drawdown {_num(m['max_drawdown_pips'])} pips "
         f"({_num(m['max_drawdown_pct'])}%)",
     ]
-    rank = report["baselines"]["random_entry"]["agent_percentile"]
+    baselines = report["baselines"]
+    rank = baselines["random_entry"]["agent_percentile"]
     rank_text = "n/a (no trades)" if rank is None else f"{rank:.0f}th percentile"
+    coin = (baselines.get("random_entry_fair_coin") or {}).get("agent_percentile")
+    if coin is not None:  # reports written before the fair-coin baseline lack it
+        rank_text += f" with the agent's sides, {coin:.0f}th with a fair coin's"
     lines.append(f"  vs random entry: {rank_text}")
     promotion = report.get("promotion") or {}
     if promotion.get("promoted"):

@@ -213,7 +213,75 @@ def test_the_baselines_report_holds_all_three_and_is_valid_json() -> None:
     report = baselines_report(market, CONFIG, starts, agent, runs=50, seed=1)
 
     assert report["random_entry"]["runs"] == 50
+    assert report["random_entry_fair_coin"].keys() == report["random_entry"].keys()
+    assert report["random_entry_fair_coin"]["trades"] == agent.size
     assert report["buy_and_hold"]["trades"] == starts.size
     assert report["moving_average_crossover"]["trades"] > 0
     assert report["moving_average_crossover"]["slow_bars"] == CONFIG.validation.ma_slow_bars
     json.dumps(report, allow_nan=False)
+
+
+def falling_market(sessions: int = 20, seed: int = 0):
+    """A GBP_JPY-like market that falls 1 pip a bar under 2-pip noise: a period to sell in."""
+    rng = np.random.default_rng(seed)
+    n = sessions * L + 50
+    close = 180.0 + np.cumsum(-0.01 + rng.normal(0.0, 0.02, n))
+    open_ = np.r_[180.0, close[:-1]]
+    high = np.maximum(open_, close) + rng.exponential(0.01, n)
+    low = np.minimum(open_, close) - rng.exponential(0.01, n)
+    market = hand_market(close, open_=open_, high=high, low=low, session_bars=L)
+    return market, np.arange(sessions, dtype=np.int64) * L + 50
+
+
+def always_sells(seed: int):
+    """Sells at random moments and closes at random ones: a side bet with no timing at all."""
+    rng = np.random.default_rng(seed)
+
+    def policy(observation: Observation) -> np.ndarray:
+        u = rng.random(observation.side.size)
+        action = np.full(observation.side.size, HOLD, dtype=np.int64)
+        flat = observation.side == FLAT
+        action[flat & (u < 0.05)] = SELL
+        action[~flat & (u < 0.05)] = CLOSE
+        return np.where(observation.legal[np.arange(action.size), action], action, HOLD)
+
+    return policy
+
+
+def test_fair_coin_traders_place_the_same_trades_and_flip_a_coin_for_each_side() -> None:
+    market, starts = market_and_starts()
+    agent = run_sessions(market, CONFIG, starts, coin_flipper(1))
+
+    matched = random_traders(market, CONFIG, starts, agent, runs=200, seed=4, sides="agent")
+    coin = random_traders(market, CONFIG, starts, agent, runs=200, seed=4, sides="fair_coin")
+
+    assert np.array_equal(coin.entry_rows, matched.entry_rows)  # only the sides differ
+    assert np.array_equal(coin.holding_bars, matched.holding_bars)
+    assert set(np.unique(coin.sides).tolist()) == {-1, 1}
+    assert np.mean(coin.sides > 0) == pytest.approx(0.5, abs=0.02)
+    longs_per_trader = np.sum(coin.sides > 0, axis=1)
+    assert longs_per_trader.std() > 1.0  # each trader's mix varies, unlike the matched ones
+    with pytest.raises(ValueError, match="sides"):
+        random_traders(market, CONFIG, starts, agent, runs=2, seed=0, sides="always_long")
+
+
+def test_the_two_random_baselines_tell_a_side_bet_from_timing() -> None:
+    market, starts = falling_market()
+    agent = run_sessions(market, NO_STOP, starts, always_sells(3))
+    assert agent.size > 40 and np.all(agent["side"] == -1)
+    assert np.mean(agent["pips"]) > 0.0  # the fall pays the seller, whenever it enters
+
+    report = baselines_report(market, NO_STOP, starts, agent, runs=300, seed=5)
+    matched, coin = report["random_entry"], report["random_entry_fair_coin"]
+
+    assert coin["agent_percentile"] > 99.0  # a fair coin buys half the time into the fall
+    assert 5.0 < matched["agent_percentile"] < 95.0  # random shorts held as long do as well
+    assert coin["expectancy_pips"]["p95"] < matched["expectancy_pips"]["p5"]
+    json.dumps(report, allow_nan=False)
+
+
+def test_with_no_trades_the_fair_coin_ranking_is_empty_too() -> None:
+    market, starts = market_and_starts()
+    report = baselines_report(market, CONFIG, starts, empty_trades(), runs=10, seed=1)
+    assert report["random_entry_fair_coin"] == report["random_entry"]  # both empty
+    assert report["random_entry_fair_coin"]["agent_percentile"] is None
