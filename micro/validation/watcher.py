@@ -12,6 +12,10 @@ deleted while being read. Its problem goes into its report (`"status": "failed"`
 watching goes on. A store that cannot be read (being re-prepared, say) is not the checkpoint's
 fault: no report is written and the checkpoint is tried again at the next poll.
 
+Each checkpoint scored "ok" also adds its figures (expectancy, bootstrap 5th percentile, SQN,
+trades, both random-entry ranks, buy/sell shares) to TensorBoard at its episode, in the trainer's
+run folder (`micro.monitoring.learning_curve`): the learning curve on held-out sessions.
+
 `validation/status.json` is rewritten at every change and at least every poll. SIGINT/SIGTERM
 abandon the checkpoint being scored (the child is killed; it has no report, so it is scored
 again next time), write a last status and exit 0. One watcher per home: a second one is refused.
@@ -33,6 +37,7 @@ from micro.config import Config
 from micro.errors import CheckpointError, DataError, UserError
 from micro.home import Home
 from micro.model.checkpoint import read_sidecar
+from micro.monitoring.learning_curve import LearningCurve
 from micro.train.store import numbered_checkpoints, report_name, sidecar_path
 from micro.validation.promotion import conclude, current_best, record_event, write_report
 from micro.validation.report import (
@@ -125,6 +130,7 @@ class Watcher:
         self.stopping = False
         self.stop_reason = ""
         self.child: Any = None
+        self.curve = LearningCurve(home, config)
         started_at, _ = utc_now()
         self.status: dict[str, Any] = {
             "service": "validator",
@@ -197,6 +203,7 @@ class Watcher:
                     self.wait(self.validation.poll_seconds)
         finally:
             self.kill_child()
+            self.curve.close()
             for s, handler in previous.items():
                 signal.signal(s, handler)
             self.write_status(state="stopped", current=None)
@@ -314,6 +321,10 @@ class Watcher:
                 self.home, "scored", episode=episode, checkpoint=path.name,
                 report=str(report_file), promoted=promotion["promoted"],
             )  # fmt: skip
+            try:
+                self.curve.write(payload)
+            except Exception:  # the curve is a view; losing a point never stops the service
+                log.exception("writing the TensorBoard learning curve of %s failed", path.name)
             last = {
                 "checkpoint": path.name,
                 "episode": episode,

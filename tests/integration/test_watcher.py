@@ -8,11 +8,16 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from micro.config import load_config
+from micro.home import Home
+from micro.monitoring.learning_curve import run_folder
 from tests.conftest import micro_env
 from tests.helpers import alive
 from tests.integration.test_validate import (
@@ -196,3 +201,60 @@ def test_watching_an_unprepared_store_exits_2_with_one_line(home: Path) -> None:
     )
     assert result.returncode == 2 and "micro data" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+CURVE_TAGS = (
+    "expectancy_pips",
+    "expectancy_p05",
+    "sqn",
+    "trades",
+    "random_entry_percentile",
+    "fair_coin_percentile",
+    "buy_share",
+    "sell_share",
+)
+
+
+def test_each_scored_checkpoint_appears_on_the_tensorboard_learning_curve_at_its_episode(
+    vhome: Path,
+) -> None:
+    path = make_checkpoint(vhome, 50)
+    proc = start_watch(vhome)
+    try:
+        scored = wait_for(lambda: report(vhome, 50), proc)
+        assert stop(proc) == 0
+    finally:
+        proc.kill()
+    assert scored["status"] == "ok" and scored["metrics"]["trades"] > 0
+
+    folder = run_folder(Home(vhome), load_config(vhome, environ={}))  # the trainer's run folder
+    files = list(folder.glob("events.out.tfevents.*.validator"))
+    assert len(files) == 1
+    curve = EventAccumulator(str(files[0]))
+    curve.Reload()
+    assert sorted(curve.Tags()["scalars"]) == sorted(f"validation/{t}" for t in CURVE_TAGS)
+
+    def point(tag: str):
+        (only,) = curve.Scalars(f"validation/{tag}")
+        assert only.step == 50  # the checkpoint's episode
+        return only
+
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    created = datetime.fromisoformat(sidecar["created_at"]).timestamp()
+    assert point("sqn").wall_time == pytest.approx(created)  # when the checkpoint was written
+    metrics, baselines = scored["metrics"], scored["baselines"]
+    assert point("trades").value == metrics["trades"]
+    assert point("expectancy_pips").value == pytest.approx(metrics["expectancy_pips"], rel=1e-6)
+    assert point("expectancy_p05").value == pytest.approx(
+        scored["bootstrap"]["expectancy_pips"]["p5"], rel=1e-6
+    )
+    assert point("sqn").value == pytest.approx(metrics["sqn"], rel=1e-6)
+    assert point("random_entry_percentile").value == pytest.approx(
+        baselines["random_entry"]["agent_percentile"], rel=1e-6
+    )
+    assert point("fair_coin_percentile").value == pytest.approx(
+        baselines["random_entry_fair_coin"]["agent_percentile"], rel=1e-6
+    )
+    actions = scored["evaluation"]["actions"]
+    assert point("buy_share").value == pytest.approx(actions["BUY"], rel=1e-6)
+    assert point("sell_share").value == pytest.approx(actions["SELL"], rel=1e-6)
