@@ -1,18 +1,46 @@
-"""Shared fixtures: an isolated micro home and a way to run the real `micro` command."""
+"""Shared fixtures: an isolated micro home, a way to run the real `micro` command, fixed seeds."""
 
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import numba
+import numpy as np
 import pytest
+import torch
 
 pytest_plugins = ("tests.fakes.oanda_v20",)  # the fake_oanda fixture, for every test
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+TEST_SEED = 0  # every test starts from the same RNG states, whatever ran before it
+
+
+@numba.njit(cache=False)
+def _seed_numba(seed: int) -> None:
+    """Numba keeps its own np.random state (per thread), apart from numpy's."""
+    np.random.seed(seed)
+
+
+@pytest.fixture(autouse=True)
+def fixed_rng_and_threads() -> Iterator[None]:
+    """Seed python, numpy, numba and torch before each test; restore torch's thread count after.
+
+    A test's outcome must not depend on the tests that ran before it (pytest-randomly shuffles
+    them): no RNG state or `torch.set_num_threads` carries over from one test to the next.
+    """
+    random.seed(TEST_SEED)
+    np.random.seed(TEST_SEED)
+    _seed_numba(TEST_SEED)
+    torch.manual_seed(TEST_SEED)
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 def micro_env(home: Path, **extra: str) -> dict[str, str]:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from micro.monitoring.readers import SERVICES
 from micro.runtime import Context
@@ -62,17 +66,35 @@ def _positive_float(text: str) -> float:
 
 
 def run_dash(ctx: Context) -> int:
-    """One frame with --once, else the live view until Ctrl-C."""
-    from micro.monitoring.dashboard import print_once, run_dashboard
-
+    """One frame with --once, else the live view until Ctrl-C or SIGTERM (exit status 0)."""
     if ctx.args.once:
+        from micro.monitoring.dashboard import print_once
+
         print_once(ctx.home, ctx.config, sys.stdout)
         return 0
-    try:
-        run_dashboard(ctx.home, ctx.config, refresh_seconds=ctx.args.refresh)
-    except KeyboardInterrupt:
-        pass  # Ctrl-C is how a user leaves the dashboard
+    stop = threading.Event()
+    with stop_on_signals(stop):  # first: a signal during the imports below is not lost
+        from micro.monitoring.dashboard import run_dashboard
+
+        run_dashboard(
+            ctx.home, ctx.config, refresh_seconds=ctx.args.refresh, should_stop=stop.is_set
+        )
     return 0
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM set `stop` while inside; the previous handlers come back after.
+
+    Explicit handlers, because a process started without a terminal (`cmd &` in a script, CI)
+    inherits SIGINT as ignored, and Python then never raises KeyboardInterrupt.
+    """
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def run_health(ctx: Context) -> int:

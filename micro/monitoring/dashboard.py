@@ -26,6 +26,7 @@ from micro.monitoring.readers import (
     read_json_object,
     read_status,
     stale_after_seconds,
+    supervised_states,
     tail_jsonl,
 )
 
@@ -43,23 +44,24 @@ def render(home: Home, config: Config, now: float | None = None) -> RenderableTy
     now = now_unix() if now is None else now
     stamp = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     header = Text.assemble(("micro dash", "bold"), f"  {home.root}  ", (stamp, "dim"))
+    supervised = supervised_states(home, now)  # {} unless `micro up` runs the services
     frames = [
-        _guarded("Trainer", lambda: _trainer(home, config, now)),
-        _guarded("Validator", lambda: _validator(home, config, now)),
-        _guarded("Live", lambda: _live(home, config, now)),
+        _guarded("Trainer", lambda: _trainer(home, config, now, supervised.get("trainer"))),
+        _guarded("Validator", lambda: _validator(home, config, now, supervised.get("validator"))),
+        _guarded("Live", lambda: _live(home, config, now, supervised.get("live"))),
     ]
     return Group(header, *frames)
 
 
-def _trainer(home: Home, config: Config, now: float) -> RenderableType:
+def _trainer(home: Home, config: Config, now: float, supervised: str | None) -> RenderableType:
     """Trainer panel from monitoring/trainer/status.json and the tail of metrics.jsonl."""
     status = read_status(home, "trainer")
     state = liveness(status, stale_after_seconds("trainer", config), now)
     metrics = tail_jsonl(home.monitoring / "trainer" / "metrics.jsonl", METRIC_LINES)
-    return panels.trainer_panel(status.data, state, metrics)
+    return panels.trainer_panel(status.data, state, metrics, supervised)
 
 
-def _validator(home: Home, config: Config, now: float) -> RenderableType:
+def _validator(home: Home, config: Config, now: float, supervised: str | None) -> RenderableType:
     """Validator panel from validation/: status, latest reports, best, promotion events."""
     status = read_status(home, "validator")
     state = liveness(status, stale_after_seconds("validator", config), now)
@@ -67,16 +69,16 @@ def _validator(home: Home, config: Config, now: float) -> RenderableType:
     best, _ = read_json_object(home.validation / "best_metrics.json")
     events = tail_jsonl(home.validation / "events.jsonl", EVENT_LINES)
     promotions = [e for e in events if e.get("event") == "promoted"][-PROMOTIONS_SHOWN:]
-    return panels.validator_panel(status.data, state, reports, best, promotions, now)
+    return panels.validator_panel(status.data, state, reports, best, promotions, now, supervised)
 
 
-def _live(home: Home, config: Config, now: float) -> RenderableType:
+def _live(home: Home, config: Config, now: float, supervised: str | None) -> RenderableType:
     """Live panel from live/state.json and the tail of live/journal.jsonl."""
     status = read_status(home, "live")
     journal = tail_jsonl(home.live / "journal.jsonl", JOURNAL_LINES)
     stopped = bool(journal) and journal[-1].get("kind") == "stop"
     state = liveness(status, stale_after_seconds("live", config), now, stopped=stopped)
-    return panels.live_panel(status.data, state, journal, DECISIONS_SHOWN)
+    return panels.live_panel(status.data, state, journal, DECISIONS_SHOWN, supervised)
 
 
 def _guarded(name: str, build: Callable[[], RenderableType]) -> RenderableType:

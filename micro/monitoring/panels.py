@@ -108,6 +108,20 @@ def placeholder(live: Liveness, hint: str) -> Text:
     return Text.assemble((live.reason, "red"), "\n", (hint, "dim"))
 
 
+def start_hint(command: str, supervised: str | None) -> str:
+    """How a service with no status yet gets going: by hand, or what `micro up` is doing."""
+    if supervised is None:
+        return f"start it with `{command}`"
+    if supervised.startswith("waiting for"):  # only the live trader waits (for best.pth)
+        return (
+            "waiting for the validator to promote a checkpoint "
+            "(`micro up` starts the live trader once checkpoints/best.pth exists)"
+        )
+    if supervised == "restarting":
+        return "`micro up` is restarting it (its log: monitoring/up/)"
+    return "`micro up` is starting it"
+
+
 def ordinal(value: Any) -> str:
     """A percentile rank as "32nd", "97th", or "–"."""
     x = number(value)
@@ -122,11 +136,18 @@ def ordinal(value: Any) -> str:
 
 
 def trainer_panel(
-    status: dict[str, Any] | None, live: Liveness, metrics: list[dict[str, Any]]
+    status: dict[str, Any] | None,
+    live: Liveness,
+    metrics: list[dict[str, Any]],
+    supervised: str | None = None,
 ) -> Panel:
-    """Progress, throughput, buffer, losses with sparklines, action shares, recent episodes."""
+    """Progress, throughput, buffer, losses with sparklines, action shares, recent episodes.
+
+    `supervised`: the trainer's state under a running `micro up` (None: not run by `micro up`).
+    """
     if status is None:
-        return framed("Trainer", live, placeholder(live, "start it with `micro train`"))
+        hint = start_hint("micro train", supervised)
+        return framed("Trainer", live, placeholder(live, hint))
     actors = status.get("actors") if isinstance(status.get("actors"), list) else []
     alive = sum(1 for a in actors if isinstance(a, dict) and a.get("alive") is True)
     restarts = sum(int(number(dig(a, "restarts")) or 0) for a in actors)
@@ -181,11 +202,15 @@ def validator_panel(
     best: dict[str, Any] | None,
     promotions: list[dict[str, Any]],
     now: float,
+    supervised: str | None = None,
 ) -> Panel:
-    """Service state, the latest reports, the best checkpoint and its promotion history."""
+    """Service state, the latest reports, the best checkpoint and its promotion history.
+
+    `supervised`: the validator's state under a running `micro up` (None: not run by it).
+    """
     parts: list[RenderableType] = []
     if status is None:
-        parts.append(placeholder(live, "start it with `micro validate --watch`"))
+        parts.append(placeholder(live, start_hint("micro validate --watch", supervised)))
     else:
         counts = status.get("counts") if isinstance(status.get("counts"), dict) else {}
         line = Text.assemble(
@@ -290,11 +315,19 @@ def best_line(best: dict[str, Any] | None, now: float) -> Text:
 
 
 def live_panel(
-    state: dict[str, Any] | None, live: Liveness, journal: list[dict[str, Any]], decisions: int = 8
+    state: dict[str, Any] | None,
+    live: Liveness,
+    journal: list[dict[str, Any]],
+    decisions: int = 8,
+    supervised: str | None = None,
 ) -> Panel:
-    """Broker, connection, market, position, P&L, risk and circuit; the last decisions and why."""
+    """Broker, connection, market, position, P&L, risk and circuit; the last decisions and why.
+
+    `supervised`: the live trader's state under a running `micro up`, which starts it only once
+    the validator has promoted best.pth (None: not run by `micro up`).
+    """
     if state is None:
-        return framed("Live", live, placeholder(live, "start it with `micro live`"))
+        return framed("Live", live, placeholder(live, start_hint("micro live", supervised)))
     connection = state.get("connection") if isinstance(state.get("connection"), dict) else {}
     ok = connection.get("ok")
     connected = (

@@ -173,6 +173,40 @@ def liveness(status: StatusFile, stale_after: float, now: float, stopped: bool =
     return Liveness(status.service, True, state, age, f"{status.path.name} is fresh")
 
 
+def supervised_states(home: Home, now: float) -> dict[str, str]:
+    """Each service's state under a running `micro up` ({} when none runs in this home).
+
+    `micro up` rewrites monitoring/up/status.json every half second with its pid and, per
+    service, "running", "starting", "restarting" or "waiting for best.pth". A file older than
+    STALE_FLOOR_SECONDS or whose pid is gone is a `micro up` that has stopped.
+    """
+    data, _ = read_json_object(home.monitoring / "up" / "status.json")
+    if data is None:
+        return {}
+    updated = number(data.get("updated_unix"))
+    if updated is None or now - updated > STALE_FLOOR_SECONDS or not pid_alive(data.get("pid")):
+        return {}
+    services = data.get("services") if isinstance(data.get("services"), list) else []
+    return {
+        s["name"]: str(s.get("state"))
+        for s in services
+        if isinstance(s, dict) and isinstance(s.get("name"), str)
+    }
+
+
+def pid_alive(pid: Any) -> bool:
+    """Whether `pid` names a running process on this machine."""
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return True  # it exists; it is another user's
+    except OSError:
+        return False
+    return True
+
+
 def tail_jsonl(path: Path, lines: int) -> list[dict[str, Any]]:
     """The last `lines` JSON objects of `path`, oldest first, reading backwards from the end.
 

@@ -61,6 +61,9 @@ def test_up_runs_the_whole_system_and_stops_cleanly(home: Path) -> None:
         assert frame.returncode == 0, frame.stderr
         assert "Trainer" in frame.stdout and "running" in frame.stdout
         assert "Validator" in frame.stdout and "Live" in frame.stdout
+        assert "start it with `micro live`" not in frame.stdout  # `micro up` will start it
+        if not (home / "checkpoints" / "best.pth").exists():  # none promoted before the frame
+            assert "waiting for the validator to promote a checkpoint" in frame.stdout
         _, stderr = up.communicate(timeout=400)
     finally:
         up.kill()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -61,13 +62,14 @@ def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 
 
 def wait_for(predicate, proc: subprocess.Popen, timeout: float = 180.0) -> None:
+    """Poll `predicate` while `proc` runs; fail at once if it exits, or after `timeout` s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
-        assert proc.poll() is None, f"the validator exited with {proc.returncode}"
+        assert proc.poll() is None, f"{proc.args[3:]} exited with {proc.returncode}"
         time.sleep(0.2)
-    raise AssertionError("the validator did not get there in time")
+    raise AssertionError(f"{proc.args[3:]} did not get there within {timeout:.0f} s")
 
 
 def read(path: Path) -> dict:
@@ -219,6 +221,38 @@ def test_dash_on_an_empty_home_shows_every_service_down(home: Path) -> None:
     assert "no validation reports yet" in frame
 
 
+def write_up_status(home: Path, pid: int, updated_unix: float) -> None:
+    """monitoring/up/status.json as `micro up` writes it before the validator promoted anything."""
+    services = [
+        {"name": "trainer", "state": "running", "pid": 11, "restarts": 0},
+        {"name": "validator", "state": "starting", "pid": 12, "restarts": 0},
+        {"name": "live", "state": "waiting for best.pth", "pid": None, "restarts": 0},
+    ]
+    status = {"service": "up", "pid": pid, "updated_unix": updated_unix, "services": services}
+    atomic.write_json(home / "monitoring" / "up" / "status.json", status)
+
+
+def test_under_micro_up_the_live_panel_waits_for_a_promotion_instead_of_asking_to_start_it(
+    home: Path,
+) -> None:
+    write_up_status(home, os.getpid(), time.time())  # this test stands in for `micro up`
+    frame = dash_once(home)
+    live = frame[frame.index(panel_title(frame, "Live")) :]
+    assert "waiting for the validator to promote a checkpoint" in live
+    assert "start it with `micro live`" not in frame
+    assert "`micro up` is starting it" in frame  # the validator, which has no status yet
+
+
+def test_a_stopped_micro_up_no_longer_speaks_for_the_services(home: Path) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    for pid, updated in ((gone.pid, time.time()), (os.getpid(), time.time() - 3600)):
+        write_up_status(home, pid, updated)  # its process has exited / its file went stale
+        frame = dash_once(home)
+        assert "start it with `micro live`" in frame
+        assert "waiting for the validator" not in frame
+
+
 def test_dash_survives_partial_and_garbage_files(home: Path) -> None:
     (home / "monitoring" / "trainer").mkdir(parents=True)
     (home / "validation").mkdir()
@@ -298,7 +332,26 @@ def test_run_dashboard_redraws_until_should_stop_says_stop(
     assert "down · no status file yet" in capsys.readouterr().out  # the last frame
 
 
-def test_ctrl_c_leaves_the_live_dashboard_with_status_0(home: Path) -> None:
+def catches(pid: int, sig: signal.Signals) -> bool:
+    """Whether process `pid` has a handler installed for `sig` (Linux: /proc/PID/status SigCgt)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            mask = next(line for line in fh if line.startswith("SigCgt:")).split()[1]
+    except (FileNotFoundError, StopIteration):
+        return False
+    return bool(int(mask, 16) >> (sig - 1) & 1)
+
+
+@pytest.mark.parametrize("inherited", ["default", "ignored"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_leaves_the_live_dashboard_with_status_0(
+    home: Path, sig: signal.Signals, inherited: str
+) -> None:
+    """No terminal, stdin from /dev/null, even SIGINT inherited as ignored (`cmd &` in a script)."""
+
+    def ignore_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     proc = subprocess.Popen(
         [sys.executable, "-m", "micro.cli", "dash", "--refresh", "0.2"],
         cwd=home,
@@ -307,11 +360,12 @@ def test_ctrl_c_leaves_the_live_dashboard_with_status_0(home: Path) -> None:
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
+        preexec_fn=ignore_sigint if inherited == "ignored" else None,
     )
     try:
-        time.sleep(2.0)  # let it start and draw (not a timing assertion)
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        wait_for(lambda: catches(proc.pid, signal.SIGTERM), proc, timeout=120)  # dash is up
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)  # it stops within 0.1 s; 30 s for a loaded box
     finally:
         proc.kill()
     assert proc.returncode == 0 and "Traceback" not in err

@@ -1,9 +1,16 @@
-"""`micro data import` through the real CLI: real files, broken copies, every format."""
+"""`micro data import` through the real CLI: real files, broken copies, every format.
+
+The MT4 tests run on the sample shipped in tests/samples and, where ../shared is beside the
+checkout (CI), on the real CADJPY export too.
+"""
 
 from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -15,6 +22,8 @@ from tests.conftest import run_micro
 
 EURUSD = "EURUSD_M1_2022_mt4.csv"
 CADJPY = "CADJPY_M1_2022_mt4.csv"
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"  # see tests/samples/make_samples.py
+SAMPLE_BARS = 600
 
 
 def stored(home: Path, instrument: str) -> pd.DataFrame:
@@ -37,6 +46,42 @@ def error_line(result: subprocess.CompletedProcess) -> str:
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("micro: error: ")
     return lines[0]
+
+
+@dataclass(frozen=True)
+class Mt4File:
+    """An MT4 export in a broker's server time (UTC+2) and what importing it must give."""
+
+    path: Path
+    instrument: str
+    rows: int
+    first_utc: pd.Timestamp
+    last_utc: pd.Timestamp
+
+    def import_args(self, path: Path | None = None) -> list[str]:
+        """`micro data import` of this file (or of an edited copy at `path`)."""
+        return ["data", "import", str(path or self.path), "--instrument", self.instrument]
+
+
+@pytest.fixture(params=["shipped", "shared"])
+def mt4_file(request: pytest.FixtureRequest) -> Mt4File:
+    """The synthetic sample shipped in tests/samples, and the real CADJPY file in ../shared."""
+    if request.param == "shipped":
+        return Mt4File(
+            SAMPLES / "GBPJPY_M1_synth_mt4.csv",
+            "GBP_JPY",
+            SAMPLE_BARS,
+            pd.Timestamp("2022-01-03 00:00"),  # 02:00 at UTC+2
+            pd.Timestamp("2022-01-03 10:01"),  # 600 bars: the generator left out 2 minutes
+        )
+    shared = request.getfixturevalue("shared_data")
+    return Mt4File(
+        shared / CADJPY,
+        "CAD_JPY",
+        2048,
+        pd.Timestamp("2022-09-29 11:43"),  # 13:43 at UTC+2
+        pd.Timestamp("2022-09-30 21:58"),
+    )
 
 
 def test_real_eurusd_file_imports_every_row_and_reimport_changes_nothing(
@@ -62,41 +107,60 @@ def test_real_eurusd_file_imports_every_row_and_reimport_changes_nothing(
     assert stored(home, "EUR_USD").equals(bars)
 
 
-def test_real_cadjpy_file_in_broker_time_is_converted_to_utc(home: Path, shared_data: Path) -> None:
-    result = run_micro(
-        home,
-        "data",
-        "import",
-        str(shared_data / CADJPY),
-        "--instrument",
-        "CAD_JPY",
-        "--tz",
-        "Etc/GMT-2",
-    )
+def test_mt4_file_in_broker_time_is_converted_to_utc(home: Path, mt4_file: Mt4File) -> None:
+    result = run_micro(home, *mt4_file.import_args(), "--tz", "Etc/GMT-2")
     assert result.returncode == 0, result.stderr
-    bars = stored(home, "CAD_JPY")
-    assert len(bars) == 2048
-    assert bars["ts"].iloc[0] == pd.Timestamp("2022-09-29 11:43")  # 13:43 at UTC+2
-    assert bars["ts"].iloc[-1] == pd.Timestamp("2022-09-30 21:58")
+    bars = stored(home, mt4_file.instrument)
+    assert len(bars) == mt4_file.rows
+    assert bars["ts"].iloc[0] == mt4_file.first_utc
+    assert bars["ts"].iloc[-1] == mt4_file.last_utc
     log_file = home / "data" / "logs" / "data.log"
-    assert "2048 new bars" in log_file.read_text()
+    assert f"{mt4_file.rows} new bars" in log_file.read_text()
 
 
-def broken_copy(shared_data: Path, tmp_path: Path, edit) -> Path:
-    """The CADJPY file with `edit(lines)` applied, written to tmp_path."""
-    lines = (shared_data / CADJPY).read_text().splitlines()
+def test_the_shipped_sample_reads_the_same_in_every_format(home: Path) -> None:
+    """MT4 (UTC+2), HistData (EST), OANDA JSON and CSV (UTC): the same 600 bars in UTC."""
+    mt4 = run_micro(
+        home, "data", "import", str(SAMPLES / "GBPJPY_M1_synth_mt4.csv"), "--tz", "Etc/GMT-2"
+    )
+    assert mt4.returncode == 0, mt4.stderr
+    assert f"{SAMPLE_BARS} new bars, 0 already stored" in mt4.stderr
+    bars = stored(home, "GBP_JPY")
+    for name, kind in (
+        ("DAT_ASCII_GBPJPY_M1_synth.csv", "(histdata, source zone Etc/GMT+5)"),
+        ("GBPJPY_M1_synth_oanda.json", "skipped 1 incomplete candle"),
+        ("GBPJPY_M1_synth_oanda.csv", "(oanda, source zone offsets in file)"),
+    ):
+        again = run_micro(home, "data", "import", str(SAMPLES / name))  # format sniffed
+        assert again.returncode == 0, again.stderr
+        assert kind in again.stderr
+        assert f"0 new bars, {SAMPLE_BARS} already stored" in again.stderr  # no price differs
+    assert stored(home, "GBP_JPY").equals(bars)
+
+
+def broken_copy(mt4_file: Mt4File, tmp_path: Path, edit: Callable[[list[str]], None]) -> Path:
+    """The MT4 file with `edit(lines)` applied, written to tmp_path."""
+    lines = mt4_file.path.read_text().splitlines()
     edit(lines)
     path = tmp_path / "broken.csv"
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
+def moved(line: str, by: timedelta) -> str:
+    """An MT4 row with its `YYYY.MM.DD,HH:MM` stamp moved by `by`."""
+    stamp = datetime.strptime(line[:16], "%Y.%m.%d,%H:%M") + by
+    return f"{stamp:%Y.%m.%d,%H:%M}" + line[16:]
+
+
 def garble(lines: list[str]) -> None:
-    lines[99] = "2022.09.29,15:22,105.6##,105.7,105.5,105.6,12"
+    fields = lines[99].split(",")
+    fields[2] = fields[2][:-2] + "##"
+    lines[99] = ",".join(fields)
 
 
 def backwards(lines: list[str]) -> None:
-    lines[199] = "2022.09.29,10:00" + lines[199][16:]
+    lines[199] = moved(lines[199], -timedelta(days=7))  # before the file's first row
 
 
 def conflict(lines: list[str]) -> None:
@@ -129,10 +193,10 @@ def zero_price(lines: list[str]) -> None:
     ],
 )
 def test_broken_file_is_refused_with_its_line_and_nothing_is_written(
-    home: Path, shared_data: Path, tmp_path: Path, edit, line: int, words: str
+    home: Path, mt4_file: Mt4File, tmp_path: Path, edit, line: int, words: str
 ) -> None:
-    path = broken_copy(shared_data, tmp_path, edit)
-    result = run_micro(home, "data", "import", str(path), "--instrument", "CAD_JPY")
+    path = broken_copy(mt4_file, tmp_path, edit)
+    result = run_micro(home, *mt4_file.import_args(path))
     message = error_line(result)
     assert f"{path}, line {line}: {words}" in message
     assert "nothing was imported" in message
@@ -140,49 +204,60 @@ def test_broken_file_is_refused_with_its_line_and_nothing_is_written(
 
 
 def test_refused_file_leaves_an_existing_store_unchanged(
-    home: Path, shared_data: Path, tmp_path: Path
+    home: Path, mt4_file: Mt4File, tmp_path: Path
 ) -> None:
-    good = run_micro(home, "data", "import", str(shared_data / CADJPY), "--instrument", "CAD_JPY")
+    good = run_micro(home, *mt4_file.import_args())
     assert good.returncode == 0, good.stderr
-    before = stored(home, "CAD_JPY")
+    before = stored(home, mt4_file.instrument)
 
-    def shift_late_rows(lines: list[str]) -> None:  # new bars, then a garbled one
-        lines[:] = [line.replace("2022.09.30", "2022.10.03") for line in lines[-600:]]
-        lines[-1] = "2022.10.03,23:59,x,y,z,w,1"
+    def shift_late_rows(lines: list[str]) -> None:  # new bars a week later, then a garbled one
+        lines[:] = [moved(line, timedelta(days=7)) for line in lines[-600:]]
+        lines[-1] = lines[-1][:17] + "x,y,z,w,1"
 
-    path = broken_copy(shared_data, tmp_path, shift_late_rows)
-    result = run_micro(home, "data", "import", str(path), "--instrument", "CAD_JPY")
+    path = broken_copy(mt4_file, tmp_path, shift_late_rows)
+    result = run_micro(home, *mt4_file.import_args(path))
     assert "line 600: cannot read the row" in error_line(result)
-    assert stored(home, "CAD_JPY").equals(before)
+    assert stored(home, mt4_file.instrument).equals(before)
 
 
 def test_identical_duplicates_are_dropped_and_counted(
-    home: Path, shared_data: Path, tmp_path: Path
+    home: Path, mt4_file: Mt4File, tmp_path: Path
 ) -> None:
     def duplicate(lines: list[str]) -> None:
         lines.insert(10, lines[9])
         lines.insert(20, lines[19])
 
-    path = broken_copy(shared_data, tmp_path, duplicate)
-    result = run_micro(home, "data", "import", str(path), "--instrument", "CAD_JPY")
+    path = broken_copy(mt4_file, tmp_path, duplicate)
+    result = run_micro(home, *mt4_file.import_args(path))
     assert result.returncode == 0, result.stderr
     assert "2 identical duplicates dropped" in result.stderr
     assert "first at line 11" in result.stderr
-    assert len(stored(home, "CAD_JPY")) == 2048
+    assert len(stored(home, mt4_file.instrument)) == mt4_file.rows
 
 
 def test_many_bad_rows_report_the_first_line_and_the_count(
-    home: Path, shared_data: Path, tmp_path: Path
+    home: Path, mt4_file: Mt4File, tmp_path: Path
 ) -> None:
+    half = mt4_file.rows // 2
+
     def break_many(lines: list[str]) -> None:
-        for i in range(1000, 2048):
+        for i in range(half, len(lines)):
             lines[i] = lines[i].replace(",", ";", 2).replace(";", ",", 1)
 
-    path = broken_copy(shared_data, tmp_path, break_many)
-    result = run_micro(home, "data", "import", str(path), "--instrument", "CAD_JPY")
+    path = broken_copy(mt4_file, tmp_path, break_many)
+    result = run_micro(home, *mt4_file.import_args(path))
     message = error_line(result)
-    assert ", line 1001: " in message
-    assert "1047 more row(s) like it" in message
+    assert f", line {half + 1}: " in message
+    assert f"{mt4_file.rows - half - 1} more row(s) like it" in message
+
+
+def test_a_file_imported_as_the_wrong_instrument_is_refused_as_a_price_scale_mistake(
+    home: Path, mt4_file: Mt4File
+) -> None:
+    result = run_micro(home, "data", "import", str(mt4_file.path), "--instrument", "EUR_USD")
+    message = error_line(result)
+    assert "EUR_USD trades near 1.15: wrong --instrument or a price scale off by 10^2" in message
+    assert not (home / "data" / "market.duckdb").exists()
 
 
 def test_eurusd_imported_as_gbpjpy_is_refused_as_a_price_scale_mistake(
@@ -196,28 +271,25 @@ def test_eurusd_imported_as_gbpjpy_is_refused_as_a_price_scale_mistake(
 
 
 def test_bars_that_conflict_with_stored_ones_need_replace(
-    home: Path, shared_data: Path, tmp_path: Path
+    home: Path, mt4_file: Mt4File, tmp_path: Path
 ) -> None:
-    assert (
-        run_micro(
-            home, "data", "import", str(shared_data / CADJPY), "--instrument", "CAD_JPY"
-        ).returncode
-        == 0
-    )
+    assert run_micro(home, *mt4_file.import_args()).returncode == 0
+    first = mt4_file.path.read_text().splitlines()[0].split(",")
+    nudged = round(float(first[5]) + 0.002, 3)
 
     def nudge_first_close(lines: list[str]) -> None:
         fields = lines[0].split(",")
-        fields[5] = f"{float(fields[5]) + 0.002:.3f}"
-        fields[3] = f"{max(float(fields[3]), float(fields[5])):.3f}"
+        fields[5] = f"{nudged:.3f}"
+        fields[3] = f"{max(float(fields[3]), nudged):.3f}"
         lines[:] = [",".join(fields)]
 
-    path = broken_copy(shared_data, tmp_path, nudge_first_close)
-    refused = run_micro(home, "data", "import", str(path), "--instrument", "CAD_JPY")
+    path = broken_copy(mt4_file, tmp_path, nudge_first_close)
+    refused = run_micro(home, *mt4_file.import_args(path))
     assert "conflict with bars already stored" in error_line(refused)
-    replaced = run_micro(home, "data", "import", str(path), "--instrument", "CAD_JPY", "--replace")
+    replaced = run_micro(home, *mt4_file.import_args(path), "--replace")
     assert replaced.returncode == 0, replaced.stderr
     assert "1 replaced" in replaced.stderr
-    assert stored(home, "CAD_JPY")["close"].iloc[0] == pytest.approx(105.583)
+    assert stored(home, mt4_file.instrument)["close"].iloc[0] == pytest.approx(nudged)
 
 
 def test_histdata_file_is_read_as_est_without_daylight_saving(home: Path, tmp_path: Path) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tests.conftest import micro_env, run_micro
+from tests.helpers import wait_for
 
 
 def test_prepare_default_if_empty_synthesises_once_then_only_prepares(home: Path) -> None:
@@ -24,20 +24,23 @@ def test_prepare_default_if_empty_synthesises_once_then_only_prepares(home: Path
 def test_live_waits_for_a_promoted_model_and_stops_on_sigterm(home: Path) -> None:
     assert run_micro(home, "data", "synth", "--days", "20").returncode == 0
     assert run_micro(home, "data", "prepare").returncode == 0
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "micro.cli", "live", "--broker", "sim", "--wait-for-model"],
-        cwd=home,
-        env=micro_env(home),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log = home / "live.err"
+    with open(log, "w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "micro.cli", "live", "--broker", "sim", "--wait-for-model"],
+            cwd=home,
+            env=micro_env(home),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+        )
     try:
-        time.sleep(4)
-        assert proc.poll() is None  # still waiting, not crashed
+        wait_for(lambda: proc.poll() is not None or "waiting for" in log.read_text())
+        assert proc.poll() is None, log.read_text()  # still waiting, not crashed
         proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=20)
+        proc.wait(timeout=20)
     finally:
         proc.kill()
     assert proc.returncode == 0
-    assert "waiting for" in err and "best.pth" in err
+    said = log.read_text()
+    assert "waiting for" in said and "best.pth" in said

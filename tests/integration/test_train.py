@@ -138,33 +138,60 @@ def test_a_crashed_actor_is_restarted_and_logged(trained_home: Path) -> None:
     assert "actor 0 died" in log
 
 
+def own_status(home: Path, proc: subprocess.Popen) -> dict:
+    """The trainer status written by `proc` (a previous run's file counts as nothing yet)."""
+    current = status(home)
+    return current if current.get("pid") == proc.pid else {}
+
+
+def running(proc: subprocess.Popen) -> bool:
+    """True while `proc` runs; fails the test at once if it has exited."""
+    assert proc.poll() is None, f"the trainer exited with {proc.returncode}"
+    return True
+
+
+def latest_episode(home: Path) -> int:
+    sidecar = read_sidecar(home / "checkpoints" / "latest.pth")
+    return 0 if sidecar is None else sidecar["episode"]
+
+
 @pytest.mark.slow
 def test_sigkill_at_any_moment_leaves_no_broken_checkpoint_and_resume_continues(
     trained_home: Path,
 ) -> None:
     config = load_config(trained_home, environ={})
+    checkpoints = trained_home / "checkpoints"
     last_episode = 0
-    for delay in (4.0, 7.5, 11.0):
+    # Each kill waits for a state, never for a time: a cold machine compiles numba first.
+    moments = (
+        # actors up, maybe nothing saved yet
+        lambda proc: own_status(trained_home, proc).get("actors"),
+        # right after a new latest.pth: the next save may be under way
+        lambda proc: latest_episode(trained_home) > last_episode,
+        # mid-run, between numbered checkpoints
+        lambda proc: own_status(trained_home, proc).get("episodes", 0) >= last_episode + 12,
+    )
+    for moment in moments:
         proc = start_train(trained_home)
-        time.sleep(delay)
-        actor_pids = [a["pid"] for a in status(trained_home).get("actors", []) if a["pid"]]
-        proc.kill()  # SIGKILL: no handler runs
-        proc.wait(timeout=10)
-        wait_for(lambda pids=actor_pids: not any(alive(p) for p in pids), timeout=10)
-        for pth in (trained_home / "checkpoints").glob("*.pth"):
+        try:
+            wait_for(lambda proc=proc, moment=moment: running(proc) and moment(proc), 600)
+            actor_pids = [a["pid"] for a in own_status(trained_home, proc).get("actors", [])]
+        finally:
+            proc.kill()  # SIGKILL: no handler runs
+            proc.wait(timeout=10)
+        wait_for(lambda pids=actor_pids: not any(alive(p) for p in pids if p), timeout=10)
+        for pth in checkpoints.glob("*.pth"):
             loaded = load_checkpoint(pth, config)  # raises on a broken file
             assert loaded.sidecar is not None
-        leftovers = [p.name for p in (trained_home / "checkpoints").iterdir() if ".tmp" in p.name]
+        leftovers = [p.name for p in checkpoints.glob("*") if ".tmp" in p.name]
         assert leftovers == [] or all(p.startswith(".") for p in leftovers)
-        latest = read_sidecar(trained_home / "checkpoints" / "latest.pth")
-        if latest is not None:
-            assert latest["episode"] >= last_episode  # resumed, never went back
-            last_episode = latest["episode"]
+        assert latest_episode(trained_home) >= last_episode  # resumed, never went back
+        last_episode = latest_episode(trained_home)
     assert last_episode > 0
     result = run_micro(trained_home, "train", "--max-episodes", "8", timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "resumed from" in (trained_home / "monitoring" / "trainer" / "trainer.log").read_text()
-    resumed = read_sidecar(trained_home / "checkpoints" / "latest.pth")
+    resumed = read_sidecar(checkpoints / "latest.pth")
     assert resumed["episode"] >= last_episode + 8
 
 
