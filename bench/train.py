@@ -64,14 +64,17 @@ def trainer_rates(home: Path, seconds: float, sims: int, envs: int) -> dict:
     span = max(t(last) - t(first), 1e-9)
     status = json.loads((home / "monitoring" / "trainer" / "status.json").read_text())
     config = json.loads((home / "monitoring" / "trainer" / "config.json").read_text())
-    samples = config["train"]["batch_size"] * config["train"]["unroll_steps"]
+    batch = config["train"]["batch_size"]
     episodes = last["progress/episodes"] - first["progress/episodes"]
+    steps = last["progress/learner_steps"] - first["progress/learner_steps"]
+    positions = last["progress/env_steps"] - first["progress/env_steps"]
     return {
         "episodes_per_hour": episodes / span * 3600,
-        "selfplay_steps_per_s": (last["progress/env_steps"] - first["progress/env_steps"]) / span,
-        "learner_samples_per_s": (
-            (last["progress/learner_steps"] - first["progress/learner_steps"]) * samples / span
-        ),
+        "selfplay_steps_per_s": positions / span,
+        "learner_steps_per_s": steps / span,
+        "learner_samples_per_s": steps * batch / span,
+        "unroll_starts_per_position": steps * batch / positions if positions else None,
+        "replay_ratio": config["train"]["replay_ratio"],
         "episodes": int(status["episodes"]),
         "measured_seconds": span,
         "wall_seconds": wall,

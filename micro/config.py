@@ -183,7 +183,11 @@ class TrainConfig:
     min_replay: int = _f(2_000, ge=1)
     """Positions in replay before the learner starts."""
     replay_ratio: float = _f(1.0, gt=0.0)
-    """Target learner samples per self-play position (throttles whichever side runs ahead)."""
+    """Unroll starts the learner samples per position self-play generates (batch_size per step).
+    Whichever side runs ahead waits: the learner past the ratio, the actors below it."""
+    mirror: bool = False
+    """Train on the mirror market too: half of each batch is mirrored (price moves negated,
+    BUY ↔ SELL, DOWN ↔ UP), so the training period's drift cannot be learned as a side bet."""
     prioritized: bool = False
     """Prioritised replay (priority = |value error|^alpha, importance weights ^beta)."""
     priority_alpha: float = _f(0.6, ge=0.0, le=1.0)

@@ -18,6 +18,10 @@ DOWN, NEUTRAL, UP = 0, 1, 2
 NUM_OUTCOMES = 3
 OUTCOME_NAMES = ("DOWN", "NEUTRAL", "UP")
 
+# In the mirror market (every price move negated) a buy is a sell and a rise a fall.
+MIRROR_ACTION = np.array([HOLD, SELL, BUY, CLOSE], dtype=np.int64)  # [4] action -> mirrored
+MIRROR_OUTCOME = np.array([UP, NEUTRAL, DOWN], dtype=np.int64)  # [3] outcome -> mirrored
+
 
 @njit(cache=True)
 def is_legal(side: int, action: int) -> bool:

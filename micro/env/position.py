@@ -150,3 +150,14 @@ def replay_position(
         u = new_u
         write_static(side, u, k + 1, peak, max_drawdown, accumulated, out[k + 1])
     return out
+
+
+def mirror_static(static: np.ndarray) -> np.ndarray:
+    """[..., 6] position features → as in the mirror market (a copy): only the side flips.
+
+    P&L, bars held, distance from the peak and drawdowns are the position's own pips and bars,
+    the same for a long in a market as for the short in its mirror.
+    """
+    out = np.array(static, dtype=np.float32, copy=True)
+    out[..., 0] = -out[..., 0]
+    return out

@@ -6,7 +6,7 @@ or outcome code changes meaning, so stale stores are detected and rebuilt.
 
 from __future__ import annotations
 
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 
 FEATURE_NAMES = (
     "position_in_range",

@@ -3,6 +3,11 @@
 lo/hi are the 0.1 and 99.9 percentiles of the raw feature (pips) over the train rows, so no
 information from validation or test leaks into the features; the value is clip((x − lo)/(hi −
 lo), 0, 1). The fitted bounds are stored in the store's meta as `feature_scaling`.
+
+Momentum's bounds are symmetric, −m..+m with m the larger magnitude of its two percentiles, so a
+market with every price move negated sees 1 − the feature: a training period that happened to
+drift one way does not make "no momentum" look like a slight move the other way (0.5 is always
+zero momentum). The rolling range has no sign and keeps its percentiles.
 """
 
 from __future__ import annotations
@@ -53,5 +58,6 @@ def fit_scaling(momentum_pips: np.ndarray, range_pips: np.ndarray) -> FeatureSca
             "more candles (a few days at least)"
         )
     m_lo, m_hi = np.percentile(momentum, [LOW_PERCENTILE, HIGH_PERCENTILE])
+    m = max(abs(float(m_lo)), abs(float(m_hi)))
     r_lo, r_hi = np.percentile(ranges, [LOW_PERCENTILE, HIGH_PERCENTILE])
-    return FeatureScaling(float(m_lo), float(m_hi), float(r_lo), float(r_hi))
+    return FeatureScaling(-m, m, float(r_lo), float(r_hi))

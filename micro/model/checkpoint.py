@@ -24,6 +24,7 @@ import torch
 from micro.atomic import read_json, write_json, write_with
 from micro.config import MODEL_SECTIONS, Config
 from micro.errors import CheckpointError
+from micro.features import FEATURE_VERSION
 from micro.model.networks import StochasticMuZeroNet
 
 FORMAT_VERSION = 1
@@ -66,6 +67,7 @@ def save_checkpoint(
     plain_config = config.to_dict(redact=True)
     payload = {
         "format_version": FORMAT_VERSION,
+        "feature_version": FEATURE_VERSION,
         "episode": int(episode),
         "learner_step": int(learner_step),
         "config": {section: plain_config[section] for section in STORED_SECTIONS},
@@ -121,6 +123,12 @@ def load_checkpoint(
         raise CheckpointError(
             f"{path}: checkpoint format {version!r}, this micro reads format {FORMAT_VERSION}; "
             "use the micro version that wrote it or retrain"
+        )
+    features = payload.get("feature_version", 1)  # format 1 files before the stamp: version 1
+    if features != FEATURE_VERSION:
+        raise CheckpointError(
+            f"{path}: trained on features of version {features!r}, this micro computes version "
+            f"{FEATURE_VERSION}; retrain (`micro train`) on data prepared by this version"
         )
     differences = config_differences(payload.get("config", {}), config)
     if differences:

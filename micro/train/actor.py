@@ -65,9 +65,14 @@ def die_with_parent() -> None:
 
 
 def actor_main(
-    spec: ActorSpec, trajectories: Any, weights: Any, stop: Any, parent_pid: int
+    spec: ActorSpec,
+    trajectories: Any,
+    weights: Any,
+    stop: Any,
+    parent_pid: int,
+    go: Any = None,
 ) -> None:
-    """Entry point of an actor process."""
+    """Entry point of an actor process; `go` (an Event) is cleared while it must wait."""
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the trainer decides when actors stop
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -77,7 +82,7 @@ def actor_main(
 
     config = config_from_dict(spec.config, source="trainer")
     torch.set_num_threads(max(spec.threads, 1))
-    actor = SelfPlay(spec, config)
+    actor = SelfPlay(spec, config, go)
     try:
         actor.run(trajectories, weights, stop, parent_pid)
     except KeyboardInterrupt:
@@ -90,7 +95,7 @@ def actor_main(
 class SelfPlay:
     """The actor's loop, separate from the process plumbing so tests can drive it in-process."""
 
-    def __init__(self, spec: ActorSpec, config: Any) -> None:
+    def __init__(self, spec: ActorSpec, config: Any, go: Any = None) -> None:
         from pathlib import Path
 
         from micro.data.market import load_market
@@ -110,6 +115,7 @@ class SelfPlay:
         self.rng = np.random.default_rng(spec.seed)
         self.version = -1
         self.episodes_seen = 0
+        self.go = go  # the trainer's replay-ratio gate (None: never wait)
 
     def load_weights(self, message: tuple[int, int, dict]) -> None:
         import torch
@@ -172,6 +178,9 @@ class SelfPlay:
         for t in range(steps):
             if stop.is_set() or os.getppid() != parent_pid:
                 return None
+            while self.go is not None and not self.go.wait(0.2):  # the learner is behind
+                if stop.is_set() or os.getppid() != parent_pid:
+                    return None
             self.poll_weights(weights)
             observations = Observations(
                 window=self.market.windows(obs.rows),

@@ -9,11 +9,14 @@ at the true terminal. Sampling returns everything the learner needs for an unrol
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
-from micro.env.actions import HOLD, NEUTRAL, NUM_ACTIONS, legal_mask
+from micro.env.actions import HOLD, MIRROR_ACTION, MIRROR_OUTCOME, NEUTRAL, NUM_ACTIONS, legal_mask
+from micro.env.position import mirror_static
+from micro.features.mirror import mirror_windows
 
 
 @dataclass(frozen=True)
@@ -198,3 +201,26 @@ class ReplayBuffer:
             state_mask=inside.astype(np.float32),
             weights=weights,
         )
+
+
+def mirror_batch(batch: Batch, windows: np.ndarray, flip: np.ndarray) -> tuple[Batch, np.ndarray]:
+    """The positions where `flip` ([B] bool) as played in the mirror market (moves negated).
+
+    Windows and the side feature mirror (`mirror_windows`, `mirror_static`), BUY ↔ SELL in the
+    actions and policy targets, DOWN ↔ UP in the outcomes; rewards and values are unchanged (a
+    long's pips in the market are the short's pips in its mirror) and so are the legal masks.
+    """
+    if not flip.any():
+        return batch, windows
+    windows = windows.copy()
+    windows[flip] = mirror_windows(windows[flip])
+    static = batch.static.copy()
+    static[flip] = mirror_static(static[flip])
+    actions = np.where(flip[:, None], MIRROR_ACTION[batch.actions], batch.actions)
+    outcomes = np.where(flip[:, None], MIRROR_OUTCOME[batch.outcomes], batch.outcomes)
+    policy = batch.policy_target.copy()
+    policy[flip] = policy[flip][..., MIRROR_ACTION]
+    mirrored = dataclasses.replace(
+        batch, static=static, actions=actions, outcomes=outcomes, policy_target=policy
+    )
+    return mirrored, windows

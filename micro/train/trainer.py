@@ -26,7 +26,7 @@ from micro.home import Home
 from micro.train.actor import ActorSpec, EpisodeSummary, actor_main
 from micro.train.learner import LOSS_TERMS, Learner
 from micro.train.monitor import EpisodeStats, TrainerMonitor
-from micro.train.replay import ReplayBuffer, Trajectory
+from micro.train.replay import ReplayBuffer, Trajectory, mirror_batch
 from micro.train.store import LATEST, numbered_name, prune
 
 log = logging.getLogger("micro.train")
@@ -108,6 +108,8 @@ class Trainer:
 
         self.mp = multiprocess.get_context("spawn")
         self.stop_event = self.mp.Event()
+        self.selfplay_go = self.mp.Event()  # cleared while self-play is ahead of the replay ratio
+        self.selfplay_go.set()
         self.actors = [ActorSlot(i) for i in range(config.train.actors)]
 
     # ------------------------------------------------------------------ lifecycle
@@ -132,6 +134,8 @@ class Trainer:
         c.learner_steps = int(state.get("learner_steps", 0))
         c.env_steps = int(state.get("env_steps", 0))
         c.samples = int(state.get("samples", 0))
+        if state.get("samples_unit") != "unroll_starts":  # older runs counted batch × K
+            c.samples //= self.config.train.unroll_steps
         c.weight_version = int(state.get("weight_version", 0))
         c.actor_launches = int(state.get("actor_launches", 0))
         c.last_numbered = int(state.get("last_numbered", 0))
@@ -149,6 +153,7 @@ class Trainer:
             "learner_steps": c.learner_steps,
             "env_steps": c.env_steps,
             "samples": c.samples,
+            "samples_unit": "unroll_starts",
             "weight_version": c.weight_version,
             "actor_launches": c.actor_launches,
             "last_numbered": c.last_numbered,
@@ -200,7 +205,14 @@ class Trainer:
         slot.weights.put(self._weights_message())
         slot.process = self.mp.Process(
             target=actor_main,
-            args=(spec, slot.trajectories, slot.weights, self.stop_event, os.getpid()),
+            args=(
+                spec,
+                slot.trajectories,
+                slot.weights,
+                self.stop_event,
+                os.getpid(),
+                self.selfplay_go,
+            ),
             name=f"micro-actor-{slot.actor_id}",
             daemon=True,
         )
@@ -247,6 +259,7 @@ class Trainer:
 
     def _stop_actors(self) -> None:
         self.stop_event.set()
+        self.selfplay_go.set()  # an actor waiting for the learner must see the stop
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline and any(
             s.process is not None and s.process.is_alive() for s in self.actors
@@ -305,6 +318,21 @@ class Trainer:
         self.counters.env_steps += len(trajectory)
         self.stats.add(summary.pips, summary.trades, summary.wins, summary.action_counts)
 
+    def _selfplay_slack(self) -> int:
+        """Positions self-play may run ahead of the ratio: one batch of sessions per actor."""
+        train = self.config.train
+        sessions = train.actors * train.envs_per_actor * (self.market.session_bars - 1)
+        return sessions + train.min_replay
+
+    def _gate_selfplay(self) -> None:
+        """Let the actors play only while the learner keeps up with `train.replay_ratio`."""
+        c = self.counters
+        ahead = c.env_steps - c.samples / self.config.train.replay_ratio
+        if ahead > self._selfplay_slack():
+            self.selfplay_go.clear()
+        else:
+            self.selfplay_go.set()
+
     def _learn(self) -> bool:
         """One learner step when replay is warm and the replay ratio allows; True if stepped."""
         train = self.config.train
@@ -314,10 +342,12 @@ class Trainer:
             return False
         batch = self.replay.sample(train.batch_size, self.rng)
         windows = self.market.windows(batch.rows)
+        if train.mirror:
+            batch, windows = mirror_batch(batch, windows, self.rng.random(len(batch.ids)) < 0.5)
         losses, errors = self.learner.step(batch, windows)
         self.replay.update_priorities(batch.ids, errors)
         self.counters.learner_steps += 1
-        self.counters.samples += train.batch_size * train.unroll_steps
+        self.counters.samples += train.batch_size
         self.losses = losses
         if self.counters.learner_steps % train.publish_weights_steps == 0:
             self._publish_weights()
@@ -341,6 +371,7 @@ class Trainer:
                 self._supervise()
                 received = self._receive()
                 stepped = self._learn()
+                self._gate_selfplay()
                 if not received and not stepped:
                     time.sleep(0.02)
                 c = self.counters
@@ -399,6 +430,8 @@ class Trainer:
             "env_steps_per_s": env_rate,
             "learner_steps_per_s": learner_rate,
             "learner_samples_per_s": learner_rate * self.config.train.batch_size,
+            "unroll_starts_per_position": c.samples / c.env_steps if c.env_steps else None,
+            "selfplay_waiting": not self.selfplay_go.is_set(),
             "buffer_positions": len(self.replay),
             "losses": self.losses,
             "action_distribution": actions,
@@ -427,6 +460,9 @@ class Trainer:
                 "replay/weight_lag": float(self.weight_lag),
                 "progress/env_steps": float(c.env_steps),
                 "progress/learner_steps": float(c.learner_steps),
+                "replay/unroll_starts_per_position": (
+                    c.samples / c.env_steps if c.env_steps else None
+                ),
                 "episode/pips": recent["pips_per_episode"],
                 "episode/win_rate": recent["win_rate"],
                 "episode/trades": recent["trades_per_episode"],
