@@ -1,0 +1,87 @@
+"""bench/learning.py, the learning judge, runs end to end on a tiny budget and prints its JSON.
+
+The budget here is far too small to learn anything: the test pins the protocol (markets,
+splits, figures, the mirrored sessions, targets), not the agent's skill.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = [
+    "model.tcn_channels=16",
+    "model.hidden=32",
+    "model.mlp_hidden=32",
+    "model.static_hidden=16",
+    "train.envs_per_actor=16",
+    "train.min_replay=500",
+    "validation.simulations=4",
+    "validation.random_baselines=50",
+    "validation.bootstrap_runs=50",
+]
+FIGURES = {
+    "trades",
+    "trades_per_session",
+    "expectancy_pips",
+    "expectancy_p05",
+    "sqn",
+    "buy_share",
+    "sell_share",
+    "percentile_matched",
+    "percentile_fair_coin",
+    "crossover_total_pips",
+    "buy_and_hold_total_pips",
+    "dsr",
+}
+
+
+def bench(*args: str, timeout: float = 1200) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "bench" / "learning.py"), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.slow
+def test_quick_run_scores_last_and_best_on_both_splits_and_the_mirror() -> None:
+    sets = [part for s in TINY for part in ("--set", s)]
+    result = bench("--quick", "--minutes", "0.4", "--days", "40", "--max-sessions", "6", *sets)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1
+    report = json.loads(lines[0])
+    assert report["bench"] == "learning" and set(report["markets"]) == {"trend", "random"}
+    for name, market in report["markets"].items():
+        assert market["episodes"] > 0 and market["env_steps"] > 0
+        assert market["curve"] and market["curve"][-1]["episode"] == market["episodes"]
+        for label in ("last", "best"):
+            for split in ("validation", "test"):
+                assert FIGURES <= market[label][split].keys(), (name, label, split)
+        assert FIGURES <= market["last"]["mirror"]["validation"].keys()
+        checks = market["targets"]["checks"]
+        if name == "random":
+            assert "validation_trades_below_0.1_per_session" in checks
+        else:
+            assert {"validation_skill", "test_skill", "minutes_to_skill_le_10"} <= checks.keys()
+    assert isinstance(report["all_targets_met"], bool)
+
+
+def test_an_unknown_market_is_one_line_and_status_2() -> None:
+    result = bench("--markets", "trend,nowhere", timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "bench/learning.py: --markets: unknown nowhere; expected some of "
+        "trend, trend_weak, trend_short, trend_long_noisy, meanrevert, meanrevert_slow, "
+        "meanrevert_calm, random"
+    ]
+    assert result.stdout == ""
