@@ -170,3 +170,18 @@ def test_a_rewritten_report_is_read_again(tmp_path: Path) -> None:
 )
 def test_ages_read_as_short_human_durations(seconds: float, text: str) -> None:
     assert format_age(seconds) == text
+
+
+def test_micro_up_speaks_for_the_services_only_while_it_runs(tmp_path: Path) -> None:
+    home = Home(tmp_path)
+    path = home.monitoring / "up" / "status.json"
+    assert readers.supervised_states(home, NOW) == {}  # no micro up ever ran here
+    services = [{"name": "live", "state": "waiting for best.pth"}, {"name": 3}, "odd"]
+    atomic.write_json(path, {"pid": os.getpid(), "updated_unix": NOW - 1, "services": services})
+    assert readers.supervised_states(home, NOW) == {"live": "waiting for best.pth"}
+    assert readers.supervised_states(home, NOW + 3600) == {}  # stale: it stopped long ago
+    for pid in (0, -1, True, "1", None):  # never a process group, never a guess
+        atomic.write_json(path, {"pid": pid, "updated_unix": NOW, "services": services})
+        assert readers.supervised_states(home, NOW) == {}
+    path.write_text('{"pid": 1, "servi')
+    assert readers.supervised_states(home, NOW) == {}
