@@ -173,6 +173,11 @@ class Scorer:
         self.home = Home(home)
         self.config = load_config(home, extra, environ={})
         self.market = load_market(self.home.store, self.config)
+        # As the validator does: validation.threads (default 1). Two torch threads on a core
+        # that another process also wants spin on each other and run many times slower.
+        import torch
+
+        torch.set_num_threads(self.config.validation.threads or os.cpu_count() or 1)
 
     def score(self, path: Path, split: str) -> dict[str, Any]:
         from micro.validation.report import score_checkpoint
