@@ -7,7 +7,8 @@ with the default config for a wall budget (`--minutes`), then scores checkpoints
 the validator does (`score_checkpoint`): a checkpoint every `--score-every` minutes of training on
 the validation split (the learning curve, and **minutes to skill**: the first one that meets the
 skill bar), and the last and the best of them (best by validation bootstrap 5th-percentile
-expectancy, never by test) on both the validation and the test split.
+expectancy among those with at least 30 trades, never by test) on both the validation and the
+test split.
 
 The skill bar on a split: at least 30 trades, bootstrap 5th-percentile expectancy > 0, and at
 least the 95th percentile against both random-entry baselines (the agent's sides and holding
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import subprocess
@@ -246,7 +248,15 @@ def run_market(
         curve.append({"minutes": round(minutes, 2), "episode": episode, **s})
         if minutes_to_skill is None and has_skill(s):
             minutes_to_skill = round(minutes, 2)
-    best = max(picked, key=lambda c: reports[c[2]]["bootstrap"]["expectancy_pips"]["p5"] or -1e9)
+
+    def selection_score(c: tuple[float, int, Path]) -> float:
+        """Validation bootstrap p5 expectancy; a checkpoint with too few trades never wins."""
+        report = reports[c[2]]
+        if report["metrics"]["trades"] < SKILL_TRADES:
+            return -math.inf
+        return report["bootstrap"]["expectancy_pips"]["p5"] or -math.inf
+
+    best = max(reversed(picked), key=selection_score)  # ties (none qualify): the last
     out: dict[str, Any] = {
         "synth": spec,
         "episodes": int(status["episodes"]),
