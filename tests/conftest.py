@@ -78,5 +78,5 @@ def home(tmp_path: Path) -> Path:
 @pytest.fixture
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"{SHARED_DATA} not present (CI has ../shared beside the checkout)")
+        pytest.skip(f"{SHARED_DATA} not present (CI provides it beside the checkout)")
     return SHARED_DATA

@@ -1,7 +1,7 @@
 """`micro data import` through the real CLI: real files, broken copies, every format.
 
-The MT4 tests run on the sample shipped in tests/samples and, where ../shared is beside the
-checkout (CI), on the real CADJPY export too.
+The MT4 tests run on the sample shipped in tests/samples and, where the real broker exports lie
+beside the checkout (CI; `SHARED_DATA` in tests/conftest.py), on the real CADJPY export too.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ class Mt4File:
 
 @pytest.fixture(params=["shipped", "shared"])
 def mt4_file(request: pytest.FixtureRequest) -> Mt4File:
-    """The synthetic sample shipped in tests/samples, and the real CADJPY file in ../shared."""
+    """The synthetic sample shipped in tests/samples, and the real CADJPY file in SHARED_DATA."""
     if request.param == "shipped":
         return Mt4File(
             SAMPLES / "GBPJPY_M1_synth_mt4.csv",

@@ -5,7 +5,8 @@ The bars come from micro's own generator (`micro data synth`, trend regime, seed
 usual zone: MT4 in a broker's server time (UTC+2, import with `--tz Etc/GMT-2`), HistData in
 EST without daylight saving (its default), OANDA in UTC (v20 candles JSON with one incomplete
 candle at the end, as the API returns it, and OANDA CSV). The importer tests read them where
-../shared/data is absent. Regenerate (only if the formats change):
+the real exports (`SHARED_DATA` in tests/conftest.py) are absent. Regenerate (only if the
+formats change):
 
     .venv/bin/python -m tests.samples.make_samples
 """

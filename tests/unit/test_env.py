@@ -314,7 +314,7 @@ PATH = [150.000, 150.100, 150.050, 150.200, 150.000, 150.000, 150.000]
 
 
 def expected_static(side: int, u: float, bars: int, peak: float, mdd: float, acc: float) -> list:
-    """The 6 features as DESIGN.md defines them, from hand-computed pips."""
+    """The 6 features as `micro.env.position` defines them, from hand-computed pips."""
     t = math.tanh
     return [side, t(u / 100), t(bars / 100), t((peak - u) / 100), t(mdd / 100), t(acc / 100)]
 

@@ -1,4 +1,4 @@
-"""The repository layout DESIGN.md promises, and the two README commands."""
+"""The repository layout (volumes, ignores, pinned installs) and the two README commands."""
 
 from __future__ import annotations
 
@@ -41,6 +41,12 @@ def test_readme_opens_with_the_two_commands() -> None:
     head = text[: text.index("make test") + 20]
     assert "make up" in head and "make test" in head
     assert text.index("make up") < 400
+
+
+def test_readme_links_the_architecture_map_in_the_repository() -> None:
+    readme = (REPO / "README.md").read_text()
+    assert "(ARCHITECTURE.md)" in readme and (REPO / "ARCHITECTURE.md").is_file()
+    assert "../" not in readme  # every file the README names is in the repository
 
 
 def test_ci_runs_make_test() -> None:

@@ -1,4 +1,4 @@
-"""The code stays ruff-clean (check and format, line length 100), as STYLE.md asks."""
+"""The code stays ruff-clean (check and format, line length 100)."""
 
 from __future__ import annotations
 
