@@ -36,6 +36,7 @@ from micro.live.trader import Trader
 from micro.mcts.reference import reference_search
 from micro.model.checkpoint import save_checkpoint
 from micro.model.networks import StochasticMuZeroNet
+from micro.volumes import best_checkpoint, journal_path, live_state_path
 
 SIMULATIONS = (5, 25)
 WARMUP_DECISIONS = 5  # first decisions (numba compile, torch warm-up) left out of the figures
@@ -54,7 +55,7 @@ def prepared_home(root: Path, config: Config, bars: int, seed: int) -> Home:
     prepare_store(home.store, config)
     torch.manual_seed(seed)
     net = StochasticMuZeroNet(config.model, config.features.window)
-    save_checkpoint(home.checkpoints / "best.pth", net, config, episode=1, learner_step=1)
+    save_checkpoint(best_checkpoint(home), net, config, episode=1, learner_step=1)
     return home
 
 
@@ -68,7 +69,7 @@ def trader_for(home: Home, config: Config, reference: bool) -> Trader:
         scaling = FeatureScaling.from_dict(get_meta(con, "feature_scaling"))
     finally:
         con.close()
-    models = ModelSlot(home.checkpoints / "best.pth", config)
+    models = ModelSlot(best_checkpoint(home), config)
     if reference:
         models.agent.search_fn = reference_search
     return Trader(home, config, broker, models, scaling)
@@ -119,8 +120,8 @@ def run(bars: int, reference_bars: int, seed: int) -> dict[str, Any]:
             entry["speedup_p50"] = round(plain["p50_ms"] / max(entry["p50_ms"], 1e-9), 2)
             entry["target_p99_ms"] = 50.0 if simulations == 25 else None
             report[f"sims_{simulations}"] = entry
-            (home.live / "journal.jsonl").unlink(missing_ok=True)  # a fresh start per run
-            (home.live / "state.json").unlink(missing_ok=True)
+            journal_path(home).unlink(missing_ok=True)  # a fresh start per run
+            live_state_path(home).unlink(missing_ok=True)
     report["torch_threads"] = torch.get_num_threads()
     report["model"] = {"tcn_channels": base.model.tcn_channels, "hidden": base.model.hidden}
     return report

@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from pathlib import Path
 
 from micro.config import Config
 from micro.home import Home
 from micro.logs import setup_logging
-
-# Where each volume's owner writes its rotating log file.
-LOG_FILES = {
-    "data": Path("data/logs/data.log"),
-    "train": Path("monitoring/trainer/trainer.log"),
-    "validation": Path("validation/logs/validator.log"),
-    "live": Path("live/logs/live.log"),
-    "monitoring": Path("monitoring/logs/micro.log"),
-}
+from micro.volumes import LOG_FILES
 
 
 @dataclass(frozen=True)

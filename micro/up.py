@@ -12,7 +12,6 @@ die with this process even if it is killed (PR_SET_PDEATHSIG).
 from __future__ import annotations
 
 import argparse
-import ctypes
 import logging
 import os
 import signal
@@ -24,7 +23,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from micro import atomic
+from micro.monitoring.readers import read_json_object
+from micro.processes import die_with_parent
 from micro.runtime import Context
+from micro.volumes import (
+    LiveState,
+    SchemaError,
+    SupervisedService,
+    TrainerStatus,
+    UpStatus,
+    ValidatorStatus,
+    best_checkpoint,
+    live_state_path,
+    report_files,
+    trainer_status_path,
+    up_folder,
+    up_status_path,
+    validator_status_path,
+)
 
 log = logging.getLogger("micro.up")
 
@@ -71,11 +87,8 @@ class Service:
 
 
 def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when `micro up` dies, whatever kills it."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+    """In the child, before exec: SIGTERM when `micro up` dies (so the trainer still saves)."""
+    die_with_parent(signal.SIGTERM)
 
 
 class Stack:
@@ -87,14 +100,14 @@ class Stack:
         self.base = [sys.executable, "-m", "micro.cli", "--home", str(self.home.root)]
         for item in getattr(ctx.args, "sets", None) or []:
             self.base += ["--set", item]
-        best = str(self.home.checkpoints / "best.pth")
+        best = str(best_checkpoint(self.home))
         self.services = [
             Service("trainer", ["train"]),
             Service("validator", ["validate", "--watch"]),
             Service("live", ["live"], ready=best),
         ]
         self.stopping = threading.Event()
-        self.logs = self.home.monitoring / "up"
+        self.logs = up_folder(self.home)
         self.logs.mkdir(parents=True, exist_ok=True)
 
     def start(self, service: Service) -> None:
@@ -145,31 +158,20 @@ class Stack:
                 self.start(service)
 
     def write_status(self) -> None:
-        atomic.write_json(
-            self.logs / "status.json",
-            {
-                "service": "up",
-                "pid": os.getpid(),
-                "updated_unix": time.time(),
-                "services": [
-                    {
-                        "name": s.name,
-                        "state": "running"
-                        if s.running
-                        else (
-                            "waiting for " + Path(s.ready).name
-                            if s.process is None and s.ready
-                            else "restarting"
-                            if s.process is not None
-                            else "starting"
-                        ),
-                        "pid": s.process.pid if s.process is not None else None,
-                        "restarts": s.restarts,
-                    }
-                    for s in self.services
-                ],
-            },
+        status = UpStatus(
+            pid=os.getpid(),
+            updated_unix=time.time(),
+            services=tuple(
+                SupervisedService(
+                    name=s.name,
+                    state=_state(s),
+                    pid=s.process.pid if s.process is not None else None,
+                    restarts=s.restarts,
+                )
+                for s in self.services
+            ),
         )
+        atomic.write_json(up_status_path(self.home), status.to_dict())
 
     def stop(self) -> None:
         """SIGTERM every child, wait for them, kill what is left; no orphans."""
@@ -245,16 +247,30 @@ def _use_dashboard(ctx: Context) -> bool:
     return sys.stdout.isatty() and not ctx.args.no_dash
 
 
+def _state(service: Service) -> str:
+    """What `micro up` is doing with `service`, as the dashboard shows it."""
+    if service.running:
+        return "running"
+    if service.process is None and service.ready:
+        return "waiting for " + Path(service.ready).name
+    return "restarting" if service.process is not None else "starting"
+
+
 def summary_line(ctx: Context) -> str:
     """One line from the services' status files (the dashboard's plain-text little brother)."""
     home = ctx.home
-    trainer = atomic.read_json(home.monitoring / "trainer" / "status.json") or {}
-    validator = atomic.read_json(home.validation / "status.json") or {}
-    live = atomic.read_json(home.live / "state.json") or {}
-    reports = sorted(home.validation.glob("validation_ep*.json"))
+    try:
+        trainer = TrainerStatus.from_dict(read_json_object(trainer_status_path(home))[0] or {})
+        validator = ValidatorStatus.from_dict(
+            read_json_object(validator_status_path(home))[0] or {}
+        )
+        live, _ = read_json_object(live_state_path(home))
+        live_state = None if live is None else LiveState.from_dict(live)
+    except SchemaError as exc:
+        return str(exc)
     return (
-        f"trainer: {trainer.get('episodes', 0)} episodes, "
-        f"{trainer.get('env_steps_per_s', 0) or 0:.0f} steps/s | "
-        f"validator: {len(reports)} reports, {validator.get('state', 'down')} | "
-        f"live: {'up' if live else 'waiting for best.pth'}"
+        f"trainer: {trainer.episodes or 0} episodes, "
+        f"{trainer.env_steps_per_s or 0:.0f} steps/s | "
+        f"validator: {len(report_files(home.validation))} reports, {validator.state or 'down'} | "
+        f"live: {'up' if live_state is not None else 'waiting for best.pth'}"
     )

@@ -72,9 +72,9 @@ def _positive_int(text: str) -> int:
 
 def run_kill(ctx: Context) -> int:
     from micro.atomic import write_json
-    from micro.live.trader import KILL_FILE
+    from micro.volumes import kill_path
 
-    path = ctx.home.live / KILL_FILE
+    path = kill_path(ctx.home)
     write_json(
         path,
         {"time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "reason": ctx.args.reason},
@@ -103,6 +103,7 @@ def run_live(ctx: Context) -> int:
 
     from micro.live.models import ModelSlot
     from micro.live.trader import Trader
+    from micro.volumes import best_checkpoint
 
     ctx.start_logging("live")
     torch.set_num_threads(1)  # one decision of batch 1 per bar: threads only add contention
@@ -112,7 +113,7 @@ def run_live(ctx: Context) -> int:
         broker, scaling, schedule = _oanda(ctx)
     else:
         broker, scaling, schedule = _sim(ctx)
-    best = ctx.home.checkpoints / "best.pth"
+    best = best_checkpoint(ctx.home)
     if ctx.args.wait_for_model and not _wait_for(best):
         return 0
     models = ModelSlot(best, config)

@@ -4,20 +4,22 @@ Journal lines are JSON objects with `time` (wall clock, UTC ISO), `kind` and the
 `start`, `bar` (decision, rationale, latency), `order`, `fill`, `rejected`, `close`, `trade`,
 `error`, `risk`, `reload`, `reconcile`, `connection` (the price stream's state, when it changes),
 `stop`. Each is one fsynced write of a whole line, so a
-reader never sees half of one. state.json is rewritten atomically after every bar; no secret is
-ever written to either (the token lives only in the OANDA session's headers).
+reader never sees half of one. state.json (a `micro.volumes.LiveState`) is rewritten atomically
+after every bar; no secret is ever written to either (the token lives only in the OANDA
+session's headers).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from micro.atomic import append_jsonl, read_json, write_json
-
-STATE_VERSION = 1
+from micro.volumes import LiveState
 
 
 class Journal:
@@ -64,14 +66,19 @@ class StateFile:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
-    def read(self) -> dict[str, Any] | None:
-        """The last state written, or None when there is none (or it is unreadable)."""
-        state = read_json(self.path)
-        if not isinstance(state, dict) or state.get("state_version") != STATE_VERSION:
-            return None
-        return state
+    def read(self) -> LiveState | None:
+        """The last state written, or None when there is none (or it is unreadable).
 
-    def write(self, state: dict[str, Any]) -> None:
-        payload = {"state_version": STATE_VERSION, **state}
-        payload["written_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        write_json(self.path, payload)
+        A state of a schema version this micro does not read raises SchemaError (a user error:
+        the trader refuses to start rather than forget a position).
+        """
+        state = read_json(self.path)
+        if not isinstance(state, dict):
+            return None
+        return LiveState.from_dict(state)
+
+    def write(self, state: LiveState | Mapping[str, Any]) -> None:
+        """Rewrite the file with `state` (a record, or its fields), stamped with the time."""
+        record = state if isinstance(state, LiveState) else LiveState.from_dict(state)
+        written_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        write_json(self.path, dataclasses.replace(record, written_at=written_at).to_dict())

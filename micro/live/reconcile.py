@@ -25,6 +25,7 @@ from micro.live.book import Book, Position
 from micro.live.broker import Broker, BrokerError, BrokerTrade, Candle
 from micro.live.journal import Journal
 from micro.live.risk import CircuitBreaker
+from micro.volumes import LiveState
 
 log = logging.getLogger("micro.live")
 
@@ -164,13 +165,13 @@ class Reconciliation:
             log.error("%s; entries halted", reason)
         self.halts["unknown_position"] = reason
 
-    def _reconcile_at_start(self, saved: dict[str, Any], history: list[Candle]) -> None:
+    def _reconcile_at_start(self, saved: LiveState, history: list[Candle]) -> None:
         """Adopt what the journal knows, book what closed while away, refuse what it does not."""
-        if saved.get("pending_order"):
-            self.pending = PendingOrder(**saved["pending_order"])
+        if saved.pending_order:
+            self.pending = PendingOrder(**saved.pending_order)
             if self.last_bar is not None:
                 self._resolve_pending(self.last_bar)
-        saved_position = saved.get("position")
+        saved_position = saved.position
         trades = self.broker.open_trades()
         for trade in trades:
             position = self.book.position
@@ -178,7 +179,7 @@ class Reconciliation:
                 continue
             if position is None and saved_position and trade.trade_id == saved_position["trade_id"]:
                 self.book.position = Position.from_dict(saved_position)
-                last = (saved.get("last_bar") or {}).get("ts", self.book.position.entry_ts)
+                last = (saved.last_bar or {}).get("ts", self.book.position.entry_ts)
                 self._mark_since(last, history)
                 self.journal.record("reconcile", adopted=trade.trade_id, source="state")
                 continue

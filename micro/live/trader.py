@@ -46,11 +46,11 @@ from micro.live.models import ModelSlot
 from micro.live.reconcile import PendingOrder, Reconciliation
 from micro.live.risk import CircuitBreaker, RiskGuard, RiskState, price_problem
 from micro.mcts.agent import Observations
+from micro.volumes import Connection, LiveState, journal_path, kill_path, live_state_path
 
 log = logging.getLogger("micro.live")
 
 MAX_WAIT_SECONDS = 60.0
-KILL_FILE = "KILL"
 
 
 class Trader(Reconciliation):
@@ -83,9 +83,9 @@ class Trader(Reconciliation):
             config.risk.circuit_breaker_errors, config.risk.circuit_open_seconds, monotonic
         )
         self.risk = RiskGuard(config.risk)
-        self.journal = Journal(home.live / "journal.jsonl")
-        self.state_file = StateFile(home.live / "state.json")
-        self.kill_path: Path = home.live / KILL_FILE
+        self.journal = Journal(journal_path(home))
+        self.state_file = StateFile(live_state_path(home))
+        self.kill_path: Path = kill_path(home)
         self.stop_event = threading.Event()
         self.pending: PendingOrder | None = None
         self.halts: dict[str, str] = {}  # name -> reason: no entries while any is set
@@ -150,8 +150,8 @@ class Trader(Reconciliation):
 
     def start(self) -> None:
         """Warm the features up from the broker's history and reconcile with it."""
-        saved = self.state_file.read() or {}
-        self.risk.state = RiskState.from_dict(saved.get("risk"))
+        saved = self.state_file.read() or LiveState()
+        self.risk.state = RiskState.from_dict(saved.risk)
         self.journal.record(
             "start",
             broker=self.broker.name,
@@ -474,28 +474,28 @@ class Trader(Reconciliation):
         """Rewrite live/state.json atomically."""
         open_pips = self.book.position.unrealised if self.book.position else 0.0
         self.state_file.write(
-            {
-                "broker": self.broker.name,
-                "instrument": self.instrument,
-                "position": self._position_dict(),
-                "pending_order": asdict(self.pending) if self.pending else None,
-                "day_pnl_pips": self.risk.state.day_realised_pips + open_pips,
-                "risk": self.risk.state.to_dict(),
-                "halts": dict(self.halts),
-                "killed": self.killed,
-                "circuit": self.breaker.snapshot(),
-                "connection": {
-                    "ok": self.last_error is None,
-                    "last_error": self.last_error,
-                    "stream": self._stream_status(),
-                },
-                "market_open": self.market_open and self.tradeable,
-                "model": self.models.model.to_dict(),
-                "last_bar": _bar_dict(self.last_bar) if self.last_bar else None,
-                "bars_processed": self.bars_done,
-                "trades": self.trades_done,
-                "updated_unix": time.time(),
-            }
+            LiveState(
+                broker=self.broker.name,
+                instrument=self.instrument,
+                position=self._position_dict(),
+                pending_order=asdict(self.pending) if self.pending else None,
+                day_pnl_pips=self.risk.state.day_realised_pips + open_pips,
+                risk=self.risk.state.to_dict(),
+                halts=dict(self.halts),
+                killed=self.killed,
+                circuit=self.breaker.snapshot(),
+                connection=Connection(
+                    ok=self.last_error is None,
+                    last_error=self.last_error,
+                    stream=self._stream_status(),
+                ),
+                market_open=self.market_open and self.tradeable,
+                model=self.models.model.to_dict(),
+                last_bar=_bar_dict(self.last_bar) if self.last_bar else None,
+                bars_processed=self.bars_done,
+                trades=self.trades_done,
+                updated_unix=time.time(),
+            )
         )
         self._state_written = time.monotonic()
 

@@ -26,6 +26,7 @@ from micro.config import MODEL_SECTIONS, Config
 from micro.errors import CheckpointError
 from micro.features import FEATURE_VERSION
 from micro.model.networks import StochasticMuZeroNet
+from micro.volumes import sidecar_path
 
 FORMAT_VERSION = 1
 STORED_SECTIONS = ("features", "model", "data")  # config sections kept inside the .pth
@@ -45,11 +46,6 @@ class LoadedCheckpoint:
     trainer_state: dict[str, Any] | None
     episode: int
     learner_step: int
-
-
-def sidecar_path(path: Path) -> Path:
-    """The JSON sidecar of a checkpoint: `ckpt_ep0000050.pth` -> `ckpt_ep0000050.json`."""
-    return Path(path).with_suffix(".json")
 
 
 def save_checkpoint(

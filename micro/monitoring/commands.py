@@ -9,8 +9,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from micro.monitoring.readers import SERVICES
 from micro.runtime import Context
+from micro.volumes import SERVICES
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import Any, TextIO
 
 from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
@@ -28,6 +28,18 @@ from micro.monitoring.readers import (
     stale_after_seconds,
     supervised_states,
     tail_jsonl,
+)
+from micro.volumes import (
+    BestMetrics,
+    LiveState,
+    ReportSummary,
+    SchemaError,
+    TrainerStatus,
+    ValidatorStatus,
+    best_metrics_path,
+    journal_path,
+    trainer_metrics_path,
+    validator_events_path,
 )
 
 METRIC_LINES = 48  # metrics.jsonl lines behind each loss sparkline (one per trainer report)
@@ -57,28 +69,54 @@ def _trainer(home: Home, config: Config, now: float, supervised: str | None) -> 
     """Trainer panel from monitoring/trainer/status.json and the tail of metrics.jsonl."""
     status = read_status(home, "trainer")
     state = liveness(status, stale_after_seconds("trainer", config), now)
-    metrics = tail_jsonl(home.monitoring / "trainer" / "metrics.jsonl", METRIC_LINES)
-    return panels.trainer_panel(status.data, state, metrics, supervised)
+    metrics = tail_jsonl(trainer_metrics_path(home), METRIC_LINES)
+    record = None if status.data is None else TrainerStatus.from_dict(status.data)
+    return panels.trainer_panel(record, state, metrics, supervised)
 
 
 def _validator(home: Home, config: Config, now: float, supervised: str | None) -> RenderableType:
     """Validator panel from validation/: status, latest reports, best, promotion events."""
     status = read_status(home, "validator")
     state = liveness(status, stale_after_seconds("validator", config), now)
-    reports = latest_reports(home.validation, REPORTS_SHOWN)
-    best, _ = read_json_object(home.validation / "best_metrics.json")
-    events = tail_jsonl(home.validation / "events.jsonl", EVENT_LINES)
+    record = None if status.data is None else ValidatorStatus.from_dict(status.data)
+    reports = [_summary(r) for r in latest_reports(home.validation, REPORTS_SHOWN)]
+    events = tail_jsonl(validator_events_path(home), EVENT_LINES)
     promotions = [e for e in events if e.get("event") == "promoted"][-PROMOTIONS_SHOWN:]
-    return panels.validator_panel(status.data, state, reports, best, promotions, now, supervised)
+    return panels.validator_panel(record, state, reports, _best(home), promotions, now, supervised)
+
+
+def _summary(report: dict[str, Any]) -> ReportSummary:
+    """A report's summary; one of a schema this micro does not read shows why."""
+    try:
+        return ReportSummary.from_report(report)
+    except SchemaError as exc:
+        episode = report.get("episode")
+        return ReportSummary(
+            episode=episode if isinstance(episode, int) else None,
+            status="unreadable",
+            error=str(exc).split(";")[0],
+        )
+
+
+def _best(home: Home) -> BestMetrics | str | None:
+    """best_metrics.json's record, None without one, or why it cannot be read."""
+    best, _ = read_json_object(best_metrics_path(home))
+    if best is None:
+        return None
+    try:
+        return BestMetrics.from_dict(best)
+    except SchemaError as exc:
+        return str(exc).split(";")[0]
 
 
 def _live(home: Home, config: Config, now: float, supervised: str | None) -> RenderableType:
     """Live panel from live/state.json and the tail of live/journal.jsonl."""
     status = read_status(home, "live")
-    journal = tail_jsonl(home.live / "journal.jsonl", JOURNAL_LINES)
+    journal = tail_jsonl(journal_path(home), JOURNAL_LINES)
     stopped = bool(journal) and journal[-1].get("kind") == "stop"
     state = liveness(status, stale_after_seconds("live", config), now, stopped=stopped)
-    return panels.live_panel(status.data, state, journal, DECISIONS_SHOWN, supervised)
+    record = None if status.data is None else LiveState.from_dict(status.data)
+    return panels.live_panel(record, state, journal, DECISIONS_SHOWN, supervised)
 
 
 def _guarded(name: str, build: Callable[[], RenderableType]) -> RenderableType:

@@ -21,6 +21,7 @@ from micro.monitoring.readers import (
     stale_after_seconds,
     tail_jsonl,
 )
+from micro.volumes import journal_path
 
 
 def check(
@@ -31,7 +32,7 @@ def check(
     status = read_status(home, service)
     stopped = False
     if service == "live":
-        last = tail_jsonl(home.live / "journal.jsonl", 1)
+        last = tail_jsonl(journal_path(home), 1)
         stopped = bool(last) and last[-1].get("kind") == "stop"
     limit = stale_after_seconds(service, config) if max_age is None else max_age
     return liveness(status, limit, now, stopped=stopped)

@@ -1,7 +1,8 @@
 """The dashboard's three panels (trainer, validator, live) as rich renderables.
 
-Each panel takes what the readers found (possibly nothing, possibly foreign values) and shows
-what it can: a figure that is missing or not a number shows as "–", never an exception.
+Each panel takes the records the readers found (`micro.volumes`: possibly none; a foreign value
+reads as None) and shows what it can: a figure that is missing or not a number shows as "–",
+never an exception.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from micro.monitoring.readers import Liveness, dig, format_age, number, series
+from micro.volumes import BestMetrics, LiveState, ReportSummary, TrainerStatus, ValidatorStatus
 
 ACTIONS = ("HOLD", "BUY", "SELL", "CLOSE")  # the order of every per-action list in the journal
 LOSS_TERMS = ("policy", "value", "reward", "chance", "afterstate_q", "total")
@@ -136,7 +138,7 @@ def ordinal(value: Any) -> str:
 
 
 def trainer_panel(
-    status: dict[str, Any] | None,
+    status: TrainerStatus | None,
     live: Liveness,
     metrics: list[dict[str, Any]],
     supervised: str | None = None,
@@ -148,17 +150,17 @@ def trainer_panel(
     if status is None:
         hint = start_hint("micro train", supervised)
         return framed("Trainer", live, placeholder(live, hint))
-    actors = status.get("actors") if isinstance(status.get("actors"), list) else []
-    alive = sum(1 for a in actors if isinstance(a, dict) and a.get("alive") is True)
-    restarts = sum(int(number(dig(a, "restarts")) or 0) for a in actors)
+    actors = status.actors
+    alive = sum(1 for a in actors if a.alive is True)
+    restarts = sum(a.restarts or 0 for a in actors)
     progress = key_values(
         [
-            ("episodes", fmt(status.get("episodes"), ",.0f")),
-            ("learner steps", fmt(status.get("learner_steps"), ",.0f")),
-            ("env steps", fmt(status.get("env_steps"), ",.0f")),
-            ("env steps/s", fmt(status.get("env_steps_per_s"), ",.0f")),
-            ("learner steps/s", fmt(status.get("learner_steps_per_s"), ".2f")),
-            ("buffer", fmt(status.get("buffer_positions"), ",.0f", " positions")),
+            ("episodes", fmt(status.episodes, ",.0f")),
+            ("learner steps", fmt(status.learner_steps, ",.0f")),
+            ("env steps", fmt(status.env_steps, ",.0f")),
+            ("env steps/s", fmt(status.env_steps_per_s, ",.0f")),
+            ("learner steps/s", fmt(status.learner_steps_per_s, ".2f")),
+            ("buffer", fmt(status.buffer_positions, ",.0f", " positions")),
             ("actors", f"{alive}/{len(actors)} alive, {restarts} restarts"),
         ]
     )
@@ -168,21 +170,21 @@ def trainer_panel(
     losses.add_column("history", no_wrap=True, style="cyan")
     for term in LOSS_TERMS:
         history = series(metrics, f"loss/{term}")
-        losses.add_row(term, fmt(dig(status, "losses", term), ".4f"), sparkline(history))
+        losses.add_row(term, fmt(status.losses.get(term), ".4f"), sparkline(history))
     actions = Table(box=None, padding=(0, 1), show_header=True, header_style="dim")
     actions.add_column("action")
     actions.add_column("share", justify="right")
     actions.add_column("", no_wrap=True, style="magenta")
     for name in ACTIONS:
-        share = dig(status, "action_distribution", name)
+        share = status.action_distribution.get(name)
         actions.add_row(name, percent(share, 1), share_bar(share, 16))
     recent = key_values(
         [
-            ("episodes in window", fmt(dig(status, "recent", "episodes"), ".0f")),
-            ("pips/episode", signed_pips(dig(status, "recent", "pips_per_episode"))),
-            ("trades/episode", fmt(dig(status, "recent", "trades_per_episode"), ".1f")),
-            ("expectancy", signed_pips(dig(status, "recent", "expectancy_pips"))),
-            ("win rate", percent(dig(status, "recent", "win_rate"), 1)),
+            ("episodes in window", fmt(status.recent.get("episodes"), ".0f")),
+            ("pips/episode", signed_pips(status.recent.get("pips_per_episode"))),
+            ("trades/episode", fmt(status.recent.get("trades_per_episode"), ".1f")),
+            ("expectancy", signed_pips(status.recent.get("expectancy_pips"))),
+            ("win rate", percent(status.recent.get("win_rate"), 1)),
         ]
     )
     grid = Table.grid(padding=(0, 3))
@@ -196,42 +198,43 @@ def trainer_panel(
 
 
 def validator_panel(
-    status: dict[str, Any] | None,
+    status: ValidatorStatus | None,
     live: Liveness,
-    reports: list[dict[str, Any]],
-    best: dict[str, Any] | None,
+    reports: list[ReportSummary],
+    best: BestMetrics | str | None,
     promotions: list[dict[str, Any]],
     now: float,
     supervised: str | None = None,
 ) -> Panel:
     """Service state, the latest reports, the best checkpoint and its promotion history.
 
+    `best`: best_metrics.json's record, None when there is none, or why it cannot be read.
     `supervised`: the validator's state under a running `micro up` (None: not run by it).
     """
     parts: list[RenderableType] = []
     if status is None:
         parts.append(placeholder(live, start_hint("micro validate --watch", supervised)))
     else:
-        counts = status.get("counts") if isinstance(status.get("counts"), dict) else {}
+        counts = status.counts
         line = Text.assemble(
             ("scoring ", "dim"),
-            str(dig(status, "current", "checkpoint") or MISSING)
-            if status.get("current")
-            else "nothing",
+            (status.current.checkpoint or MISSING) if status.current else "nothing",
             ("   pending ", "dim"),
-            fmt(status.get("pending"), ".0f"),
+            fmt(status.pending, ".0f"),
             ("   scored ", "dim"),
-            fmt(counts.get("scored"), ".0f"),
+            fmt(counts.scored, ".0f"),
             ("  failed ", "dim"),
-            fmt(counts.get("failed"), ".0f"),
+            fmt(counts.failed, ".0f"),
             ("  timeout ", "dim"),
-            fmt(counts.get("timeout"), ".0f"),
+            fmt(counts.timeout, ".0f"),
             ("  promoted ", "dim"),
-            fmt(counts.get("promoted"), ".0f"),
+            fmt(counts.promoted, ".0f"),
         )
         parts.append(line)
-        if status.get("last_error"):
-            parts.append(Text(f"last error: {status['last_error']}", style="red"))
+        error = status.last_error
+        if error is not None and error.error:
+            where = f"{error.checkpoint}: " if error.checkpoint else ""
+            parts.append(Text(f"last error: {where}{error.error}", style="red"))
     parts.append(reports_table(reports))
     parts.append(best_line(best, now))
     for event in reversed(promotions):
@@ -246,7 +249,7 @@ def validator_panel(
     return framed("Validator", live, Group(*parts))
 
 
-def reports_table(reports: list[dict[str, Any]]) -> Table | Text:
+def reports_table(reports: list[ReportSummary]) -> Table | Text:
     """Per report: checkpoint, trades, SQN and its Monte Carlo band, expectancy, DD, rank."""
     if not reports:
         return Text("no validation reports yet", style="dim")
@@ -263,50 +266,50 @@ def reports_table(reports: list[dict[str, Any]]) -> Table | Text:
     ):
         table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     for report in reports:
-        episode = number(report.get("episode"))
-        checkpoint = str(
-            dig(report, "checkpoint", "file")
-            or (MISSING if episode is None else f"episode {episode:.0f}")
+        episode = report.episode
+        checkpoint = report.checkpoint_file or (
+            MISSING if episode is None else f"episode {episode:.0f}"
         )
-        if report.get("status") != "ok":
-            why = str(report.get("error") or report.get("status") or "unreadable")[:60]
-            table.add_row(checkpoint, Text(f"{report.get('status')}: {why}", style="red"))
+        if report.status != "ok":
+            why = str(report.error or report.status or "unreadable")[:60]
+            table.add_row(checkpoint, Text(f"{report.status}: {why}", style="red"))
             continue
-        sqn_band = dig(report, "bootstrap", "sqn")
-        band = f"{fmt(dig(sqn_band, 'p5'))} … {fmt(dig(sqn_band, 'p95'))}"
+        band = f"{fmt(report.sqn_p5)} … {fmt(report.sqn_p95)}"
         drawdown = (
-            f"{fmt(dig(report, 'metrics', 'max_drawdown_pips'), '.1f')} pips "
-            f"({fmt(dig(report, 'metrics', 'max_drawdown_pct'), '.1f')}%)"
+            f"{fmt(report.max_drawdown_pips, '.1f')} pips ({fmt(report.max_drawdown_pct, '.1f')}%)"
         )
-        rank = ordinal(dig(report, "baselines", "random_entry", "agent_percentile"))
-        promoted = dig(report, "promotion", "promoted")
         table.add_row(
             checkpoint,
-            fmt(dig(report, "metrics", "trades"), ".0f"),
-            fmt(dig(report, "metrics", "sqn")),
+            fmt(report.trades, ".0f"),
+            fmt(report.sqn),
             band,
-            signed_pips(dig(report, "metrics", "expectancy_pips")),
+            signed_pips(report.expectancy_pips),
             drawdown,
-            rank,
-            Text("yes", style="bold green") if promoted is True else Text("no", style="dim"),
+            ordinal(report.random_entry_percentile),
+            Text("yes", style="bold green") if report.promoted is True else Text("no", style="dim"),
         )
     return table
 
 
-def best_line(best: dict[str, Any] | None, now: float) -> Text:
-    """The best checkpoint (best_metrics.json): its score, figures and when it was promoted."""
+def best_line(best: BestMetrics | str | None, now: float) -> Text:
+    """The best checkpoint (best_metrics.json): its score, figures and when it was promoted.
+
+    `best` is None when nothing was promoted, or a line saying why the file cannot be read.
+    """
     if best is None:
         return Text("best: none promoted yet", style="dim")
-    promoted = number(best.get("promoted_unix"))
+    if isinstance(best, str):
+        return Text(f"best: {best}", style="red")
+    promoted = best.promoted_unix
     when = MISSING if promoted is None else f"{format_age(now - promoted)} ago"
     return Text.assemble(
         ("best: ", "bold"),
-        (str(best.get("checkpoint") or MISSING), "bold green"),
-        f"  {best.get('score_name') or 'score'} {fmt(best.get('score'))}",
-        f"  trades {fmt(best.get('trades'), '.0f')}  SQN {fmt(best.get('sqn'))}",
+        (best.checkpoint or MISSING, "bold green"),
+        f"  {best.score_name or 'score'} {fmt(best.score)}",
+        f"  trades {fmt(best.trades, '.0f')}  SQN {fmt(best.sqn)}",
         "  expectancy ",
-        signed_pips(best.get("expectancy_pips")),
-        f"  max DD {fmt(best.get('max_drawdown_pct'), '.1f', '%')}",
+        signed_pips(best.expectancy_pips),
+        f"  max DD {fmt(best.max_drawdown_pct, '.1f', '%')}",
         (f"  promoted {when}", "dim"),
     )
 
@@ -315,7 +318,7 @@ def best_line(best: dict[str, Any] | None, now: float) -> Text:
 
 
 def live_panel(
-    state: dict[str, Any] | None,
+    state: LiveState | None,
     live: Liveness,
     journal: list[dict[str, Any]],
     decisions: int = 8,
@@ -328,16 +331,15 @@ def live_panel(
     """
     if state is None:
         return framed("Live", live, placeholder(live, start_hint("micro live", supervised)))
-    connection = state.get("connection") if isinstance(state.get("connection"), dict) else {}
-    ok = connection.get("ok")
+    connection = state.connection
     connected = (
         Text("ok", style="green")
-        if ok is True
-        else Text(f"error: {connection.get('last_error') or 'unknown'}", style="red")
-        if ok is False
+        if connection.ok is True
+        else Text(f"error: {connection.last_error or 'unknown'}", style="red")
+        if connection.ok is False
         else Text(MISSING)
     )
-    market = state.get("market_open")
+    market = state.market_open
     market_text = (
         Text("open", style="green")
         if market is True
@@ -347,18 +349,15 @@ def live_panel(
     )
     account = key_values(
         [
-            ("broker", f"{state.get('broker') or MISSING}  {state.get('instrument') or ''}"),
+            ("broker", f"{state.broker or MISSING}  {state.instrument or ''}"),
             ("connection", connected),
             ("market", market_text),
-            ("model", f"episode {fmt(dig(state, 'model', 'episode'), '.0f')}"),
-            ("last bar", f"{utc_clock(dig(state, 'last_bar', 'ts'))} UTC"),
-            (
-                "bars / trades",
-                f"{fmt(state.get('bars_processed'), '.0f')} / {fmt(state.get('trades'), '.0f')}",
-            ),
+            ("model", f"episode {fmt(dig(state.model, 'episode'), '.0f')}"),
+            ("last bar", f"{utc_clock(dig(state.last_bar, 'ts'))} UTC"),
+            ("bars / trades", f"{fmt(state.bars_processed, '.0f')} / {fmt(state.trades, '.0f')}"),
         ]
     )
-    position = state.get("position") if isinstance(state.get("position"), dict) else None
+    position = state.position
     side = number(dig(position, "side"))
     held = (
         Text("flat", style="dim")
@@ -375,11 +374,11 @@ def live_panel(
         [
             ("position", held),
             ("unrealised", signed_pips(dig(position, "unrealised")) if position else Text(MISSING)),
-            ("day P&L", signed_pips(state.get("day_pnl_pips"))),
-            ("equity", signed_pips(dig(state, "risk", "equity_pips"))),
+            ("day P&L", signed_pips(state.day_pnl_pips)),
+            ("equity", signed_pips(state.risk.get("equity_pips"))),
             ("risk", risk_text(state)),
             ("circuit", circuit_text(state)),
-            ("pending order", str(dig(state, "pending_order", "client_id") or "none")),
+            ("pending order", str(dig(state.pending_order, "client_id") or "none")),
         ]
     )
     top = Table.grid(padding=(0, 4))
@@ -409,25 +408,23 @@ def live_panel(
     return framed("Live", live, Group(*parts))
 
 
-def risk_text(state: dict[str, Any]) -> Text:
+def risk_text(state: LiveState) -> Text:
     """'ok', or every reason entries are halted."""
     reasons = []
-    if state.get("killed") is True:
+    if state.killed is True:
         reasons.append("KILLED")
-    if dig(state, "risk", "drawdown_halt") is True:
+    if state.risk.get("drawdown_halt") is True:
         reasons.append("drawdown halt")
-    if dig(state, "risk", "daily_halt_day") is not None:
+    if state.risk.get("daily_halt_day") is not None:
         reasons.append("daily loss halt")
-    halts = state.get("halts")
-    if isinstance(halts, dict):
-        reasons += [str(v) for v in halts.values()]
+    reasons += list(state.halts.values())
     return Text("; ".join(reasons), style="bold red") if reasons else Text("ok", style="green")
 
 
-def circuit_text(state: dict[str, Any]) -> Text:
+def circuit_text(state: LiveState) -> Text:
     """The order circuit breaker: closed (green), half_open (yellow) or open (red)."""
-    circuit = str(dig(state, "circuit", "state") or MISSING)
-    errors = fmt(dig(state, "circuit", "consecutive_errors"), ".0f")
+    circuit = str(state.circuit.get("state") or MISSING)
+    errors = fmt(state.circuit.get("consecutive_errors"), ".0f")
     style = "green" if circuit == "closed" else "red" if circuit == "open" else "yellow"
     return Text(f"{circuit} ({errors} consecutive errors)", style=style)
 

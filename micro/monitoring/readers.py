@@ -2,14 +2,14 @@
 
 Nothing here raises on a missing, half-written, garbage or foreign file: the dashboard and
 `micro health` must keep working while the services start, crash, or are being restarted.
-Every reader only reads; the services own their files.
+Every reader only reads; the services own their files, and `micro.volumes` their names and
+records (a status file of a schema version this micro does not read is shown as unreadable).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,8 +18,15 @@ from typing import Any
 
 from micro.config import Config
 from micro.home import Home
-
-SERVICES = ("trainer", "validator", "live")
+from micro.volumes import (
+    RECORDS,
+    SERVICES,
+    SchemaError,
+    UpStatus,
+    report_files,
+    status_path,
+    up_status_path,
+)
 
 # A status file older than this is stale and its service is shown as down. Each writer rewrites its
 # file at a known interval; three missed rewrites (and never less than STALE_FLOOR_SECONDS, so one
@@ -30,8 +37,6 @@ BAR_SECONDS = 60.0  # the live trader rewrites live/state.json once per complete
 
 TAIL_BLOCK_BYTES = 64 * 1024  # read a JSONL tail backwards in blocks of this size
 TAIL_MAX_BYTES = 8 * 1024 * 1024  # never read more than this from the end of one file
-
-REPORT_NAME = re.compile(r"^validation_ep(\d{7,})\.json$")
 
 
 @dataclass(frozen=True)
@@ -68,17 +73,6 @@ class Liveness:
         return f"{self.state} · {age} ago" if self.up else f"{self.state} · last status {age} ago"
 
 
-def status_path(home: Home, service: str) -> Path:
-    """Where `service` publishes its snapshot."""
-    if service == "trainer":
-        return home.monitoring / "trainer" / "status.json"
-    if service == "validator":
-        return home.validation / "status.json"
-    if service == "live":
-        return home.live / "state.json"
-    raise ValueError(f"unknown service {service!r}; expected one of {SERVICES}")
-
-
 def stale_after_seconds(service: str, config: Config) -> float:
     """Age (s) past which `service`'s status file means the service is down."""
     if service == "trainer":
@@ -110,12 +104,17 @@ def read_json_object(path: Path) -> tuple[dict[str, Any] | None, str | None]:
 
 
 def read_status(home: Home, service: str) -> StatusFile:
-    """`service`'s status file; never raises."""
+    """`service`'s status file; never raises (a schema this micro does not read: unreadable)."""
     path = status_path(home, service)
     data, problem = read_json_object(path)
     if problem == "missing":
         return StatusFile(service, path, None, None, "no status file yet")
     updated = written_unix(data) if data is not None else None
+    if data is not None:
+        try:
+            RECORDS[service].from_dict(data)
+        except SchemaError as exc:
+            data, problem = None, f"unreadable ({str(exc).split(';')[0]})"
     if updated is None:
         updated = mtime(path)
     return StatusFile(service, path, data, updated, problem)
@@ -180,18 +179,17 @@ def supervised_states(home: Home, now: float) -> dict[str, str]:
     service, "running", "starting", "restarting" or "waiting for best.pth". A file older than
     STALE_FLOOR_SECONDS or whose pid is gone is a `micro up` that has stopped.
     """
-    data, _ = read_json_object(home.monitoring / "up" / "status.json")
+    data, _ = read_json_object(up_status_path(home))
     if data is None:
         return {}
-    updated = number(data.get("updated_unix"))
-    if updated is None or now - updated > STALE_FLOOR_SECONDS or not pid_alive(data.get("pid")):
+    try:
+        up = UpStatus.from_dict(data)
+    except SchemaError:
         return {}
-    services = data.get("services") if isinstance(data.get("services"), list) else []
-    return {
-        s["name"]: str(s.get("state"))
-        for s in services
-        if isinstance(s, dict) and isinstance(s.get("name"), str)
-    }
+    updated = up.updated_unix
+    if updated is None or now - updated > STALE_FLOOR_SECONDS or not pid_alive(up.pid):
+        return {}
+    return {s.name: str(s.state) for s in up.services if s.name is not None}
 
 
 def pid_alive(pid: Any) -> bool:
@@ -282,17 +280,9 @@ def latest_reports(folder: Path, count: int) -> list[dict[str, Any]]:
     Unreadable reports are skipped. Parsed reports are cached by (mtime, size): the folder holds
     one large report per checkpoint and the dashboard asks every second.
     """
-    try:
-        names = [
-            (int(m.group(1)), e.name)
-            for e in os.scandir(folder)
-            if (m := REPORT_NAME.match(e.name))
-        ]
-    except OSError:
-        return []
     out = []
-    for _, name in sorted(names, reverse=True):
-        report = _cached_report(folder / name)
+    for _, path in reversed(report_files(folder)):
+        report = _cached_report(path)
         if report is not None:
             out.append(report)
             if len(out) == count:

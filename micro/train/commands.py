@@ -50,6 +50,7 @@ def run_train(ctx: Context) -> int:
     from micro import atomic
     from micro.config import replace
     from micro.train.trainer import Limits, Trainer
+    from micro.volumes import trainer_config_path
 
     ctx.start_logging("train")
     config = ctx.config
@@ -62,5 +63,5 @@ def run_train(ctx: Context) -> int:
         config = replace(config, **overrides)
     limits = Limits(max_episodes=ctx.args.max_episodes, max_minutes=ctx.args.max_minutes)
     trainer = Trainer(ctx.home, config, limits)
-    atomic.write_json(ctx.home.monitoring / "trainer" / "config.json", config.to_dict())
+    atomic.write_json(trainer_config_path(ctx.home), config.to_dict())
     return trainer.run()

@@ -1,4 +1,8 @@
-"""Trainer monitoring: TensorBoard scalars, monitoring/trainer/status.json and metrics.jsonl."""
+"""Trainer monitoring: TensorBoard scalars, monitoring/trainer/status.json and metrics.jsonl.
+
+The status file is a `micro.volumes.TrainerStatus` record; the dashboard, `micro health` and
+`micro up` read it through the same record.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ import numpy as np
 
 from micro import atomic
 from micro.env.actions import ACTION_NAMES
+from micro.volumes import METRICS, STATUS, TENSORBOARD, TRAINER, TrainerStatus
 
 log = logging.getLogger("micro.train")
 
@@ -58,17 +63,17 @@ class TrainerMonitor:
     """Writes status.json (rewritten), metrics.jsonl (appended) and TensorBoard scalars."""
 
     def __init__(self, monitoring_dir: Path, run_name: str, tensorboard: bool = True) -> None:
-        self.dir = monitoring_dir / "trainer"
+        self.dir = monitoring_dir / TRAINER
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.status_path = self.dir / "status.json"
-        self.metrics_path = self.dir / "metrics.jsonl"
+        self.status_path = self.dir / STATUS
+        self.metrics_path = self.dir / METRICS
         self.started_at = utc_now()
         self.writer = None
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.writer = SummaryWriter(log_dir=str(monitoring_dir / "tensorboard" / run_name))
+                self.writer = SummaryWriter(log_dir=str(monitoring_dir / TENSORBOARD / run_name))
             except Exception as exc:  # TensorBoard is optional at run time, never fatal
                 log.warning("TensorBoard disabled: %s", exc)
 
@@ -81,18 +86,19 @@ class TrainerMonitor:
         self.writer.flush()
 
     def report(self, status: dict[str, Any], scalars: dict[str, float | None], step: int) -> None:
-        status = {
-            "service": "trainer",
-            "pid": os.getpid(),
-            "started_at": self.started_at,
-            "updated_at": utc_now(),
-            "updated_unix": time.time(),
-            **status,
-        }
-        atomic.write_json(self.status_path, status)
-        atomic.append_jsonl(
-            self.metrics_path, {"time": status["updated_at"], "step": step, **scalars}
+        """Rewrite status.json with the trainer's progress figures `status` (TrainerStatus
+        fields), append `scalars` to metrics.jsonl and TensorBoard at `step`."""
+        record = TrainerStatus.from_dict(
+            {
+                **status,
+                "pid": os.getpid(),
+                "started_at": self.started_at,
+                "updated_at": utc_now(),
+                "updated_unix": time.time(),
+            }
         )
+        atomic.write_json(self.status_path, record.to_dict())
+        atomic.append_jsonl(self.metrics_path, {"time": record.updated_at, "step": step, **scalars})
         self.scalars(step, scalars)
 
     def close(self) -> None:

@@ -35,14 +35,20 @@ from typing import Any
 from micro import atomic
 from micro.config import Config, ValidationConfig
 from micro.home import Home
-from micro.train.store import BEST, sidecar_path
-from micro.validation.report import OK, report_path, utc_now
+from micro.validation.report import OK, utc_now
+from micro.volumes import (
+    BEST,
+    PROMOTION_LOCK,
+    BestMetrics,
+    best_checkpoint,
+    best_metrics_path,
+    report_path,
+    sidecar_path,
+    validator_events_path,
+)
 
 log = logging.getLogger("micro.validation")
 
-BEST_METRICS = "best_metrics.json"
-EVENTS = "events.jsonl"
-LOCK = ".promotion.lock"
 SCORE_NAMES = ("sqn_p25", "sqn", "expectancy_p25", "car25")
 
 
@@ -150,18 +156,21 @@ def _fmt(value: float | None) -> str:
 
 
 def current_best(home: Home) -> dict[str, Any] | None:
-    """best_metrics.json, or None when it or best.pth is missing (then nothing is best)."""
-    if not (home.checkpoints / BEST).exists():
+    """best_metrics.json as its record reads it, or None when it or best.pth is missing.
+
+    A best_metrics.json of an unknown schema version raises SchemaError.
+    """
+    if not best_checkpoint(home).exists():
         return None
-    best = atomic.read_json(home.validation / BEST_METRICS)
-    return best if isinstance(best, dict) else None
+    best = atomic.read_json(best_metrics_path(home))
+    return BestMetrics.from_dict(best).to_dict() if isinstance(best, dict) else None
 
 
 @contextmanager
 def promotion_lock(home: Home) -> Iterator[None]:
     """Exclusive lock over deciding and promoting (held by one validator process at a time)."""
     home.validation.mkdir(parents=True, exist_ok=True)
-    with open(home.validation / LOCK, "a") as fh:
+    with open(home.validation / PROMOTION_LOCK, "a") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
             yield
@@ -206,36 +215,32 @@ def promote(
     if not sidecar or hashlib.sha256(blob).hexdigest() != sidecar.get("sha256"):
         return _withdrawn(decision, f"{source.name} changed since it was scored")
     promoted_at, promoted_unix = utc_now()
-    best_path = home.checkpoints / BEST
+    best_path = best_checkpoint(home)
     atomic.write_bytes(best_path, blob)
     atomic.write_json(
         sidecar_path(best_path),
         {**sidecar, "file": BEST, "source_file": source.name, "promoted_at": promoted_at},
     )
-    figures = scores(report)
     metrics = report["metrics"]
-    atomic.write_json(
-        home.validation / BEST_METRICS,
-        {
-            "schema_version": report["schema_version"],
-            "episode": report["episode"],
-            "checkpoint": source.name,
-            "sha256": sidecar["sha256"],
-            "model_config_hash": sidecar.get("model_config_hash"),
-            "score_name": decision.score_name,
-            "score": decision.score,
-            "scores": figures,
-            "trades": metrics["trades"],
-            "expectancy_pips": metrics["expectancy_pips"],
-            "sqn": metrics["sqn"],
-            "max_drawdown_pct": metrics["max_drawdown_pct"],
-            "report": str(report_path(home, report["split"], report["episode"])),
-            "promoted_at": promoted_at,
-            "promoted_unix": promoted_unix,
-        },
+    best = BestMetrics(
+        episode=report["episode"],
+        checkpoint=source.name,
+        sha256=sidecar["sha256"],
+        model_config_hash=sidecar.get("model_config_hash"),
+        score_name=decision.score_name,
+        score=decision.score,
+        scores=scores(report),
+        trades=metrics["trades"],
+        expectancy_pips=metrics["expectancy_pips"],
+        sqn=metrics["sqn"],
+        max_drawdown_pct=metrics["max_drawdown_pct"],
+        report=str(report_path(home, report["split"], report["episode"])),
+        promoted_at=promoted_at,
+        promoted_unix=promoted_unix,
     )
+    atomic.write_json(best_metrics_path(home), best.to_dict())
     atomic.append_jsonl(
-        home.validation / EVENTS,
+        validator_events_path(home),
         {
             "event": "promoted",
             "at": promoted_at,
@@ -264,5 +269,5 @@ def record_event(home: Home, event: str, **fields: Any) -> None:
     """Append one validator event (scored, failed, timeout, …) to validation/events.jsonl."""
     at, unix = utc_now()
     atomic.append_jsonl(
-        home.validation / EVENTS, {"event": event, "at": at, "unix": unix, **fields}
+        validator_events_path(home), {"event": event, "at": at, "unix": unix, **fields}
     )

@@ -13,8 +13,6 @@ Reports of the validation split live in `validation/`, those of the test split i
 
 from __future__ import annotations
 
-import math
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,21 +26,26 @@ from micro import __version__, atomic
 from micro.config import Config
 from micro.errors import CheckpointError, DataError
 from micro.home import Home
-from micro.train.store import NUMBERED, report_name
 from micro.validation.baselines import baselines_report
 from micro.validation.evaluate import Evaluation, evaluate, evaluation_starts
 from micro.validation.metrics import covered_days, trade_metrics
 from micro.validation.montecarlo import bootstrap
 from micro.validation.sharpe import sharpe_report
 from micro.validation.sizing import configured_safe_f
+from micro.volumes import (
+    NUMBERED,
+    REPORT_SCHEMA,
+    ReportSummary,
+    SchemaError,
+    checkpoint_episode,
+    report_files,
+    reports_folder,
+)
 
 if TYPE_CHECKING:
     from micro.data.market import Market
 
-SCHEMA_VERSION = 1
 OK, FAILED, TIMEOUT = "ok", "failed", "timeout"
-SPLITS = ("validation", "test")
-REPORT_NAME = re.compile(r"^validation_ep(\d{7,})\.json$")
 
 
 @dataclass(frozen=True)
@@ -67,43 +70,28 @@ class CheckpointInfo:
         }
 
 
-def reports_folder(home: Home, split: str) -> Path:
-    """Where reports of `split` go: validation/ (selection) or validation/test/ (never mixed)."""
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
-    return home.validation if split == "validation" else home.validation / "test"
-
-
-def report_path(home: Home, split: str, episode: int) -> Path:
-    """validation[/test]/validation_ep{N:07d}.json."""
-    return reports_folder(home, split) / report_name(episode)
-
-
 def is_promotable(home: Home, checkpoint: Path) -> bool:
     """Only numbered checkpoints in the home's checkpoints/ may be promoted (not latest/best)."""
     path = Path(checkpoint).resolve()
     return bool(NUMBERED.match(path.name)) and path.parent == home.checkpoints.resolve()
 
 
-def episode_from_name(checkpoint: Path) -> int | None:
-    """N of `ckpt_ep{N:07d}.pth`, or None for another name."""
-    match = NUMBERED.match(Path(checkpoint).name)
-    return int(match.group(1)) if match else None
-
-
 def trial_sharpes(folder: Path, exclude_episode: int | None = None) -> list[float]:
-    """Per-period (daily) Sharpe of every scored report in `folder`: the trials of the DSR."""
+    """Per-period (daily) Sharpe of every scored report in `folder`: the trials of the DSR.
+
+    A report this micro cannot read (unreadable, or of another schema) is no trial.
+    """
     out = []
-    for path in sorted(folder.glob("validation_ep*.json")):
-        match = REPORT_NAME.match(path.name)
-        if not match or int(match.group(1)) == exclude_episode:
-            continue
+    for episode, path in report_files(folder):
         report = atomic.read_json(path)
-        if not isinstance(report, dict) or report.get("status") != OK:
+        if episode == exclude_episode or not isinstance(report, dict):
             continue
-        value = (report.get("sharpe") or {}).get("sharpe_daily")
-        if isinstance(value, int | float) and math.isfinite(value):
-            out.append(float(value))
+        try:
+            summary = ReportSummary.from_report(report, str(path))
+        except SchemaError:
+            continue
+        if summary.status == OK and summary.sharpe_daily is not None:
+            out.append(summary.sharpe_daily)
     return out
 
 
@@ -154,7 +142,7 @@ def build_report(
     created_at, created_unix = utc_now()
     total = load_seconds + evaluation.seconds + statistics_seconds + baselines_seconds
     return {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": REPORT_SCHEMA,
         "status": OK,
         "error": None,
         "episode": checkpoint.episode,
@@ -206,7 +194,7 @@ def failure_report(
     """The report of a checkpoint that could not be scored ("failed" or "timeout")."""
     created_at, created_unix = utc_now()
     return {
-        "schema_version": SCHEMA_VERSION,
+        "schema_version": REPORT_SCHEMA,
         "status": status,
         "error": error,
         "episode": checkpoint.episode,
@@ -240,7 +228,7 @@ def score_checkpoint(
 
     began = time.perf_counter()
     checkpoint = Path(checkpoint)
-    episode = episode_from_name(checkpoint)
+    episode = checkpoint_episode(checkpoint)
     if episode is not None and checkpoint.is_file() and read_sidecar(checkpoint) is None:
         raise CheckpointError(
             f"{checkpoint.with_suffix('.json')}: the sidecar of a numbered checkpoint is missing "

@@ -14,7 +14,7 @@ fault: no report is written and the checkpoint is tried again at the next poll.
 
 Each checkpoint scored "ok" also adds its figures (expectancy, bootstrap 5th percentile, SQN,
 trades, both random-entry ranks, buy/sell shares) to TensorBoard at its episode, in the trainer's
-run folder (`micro.monitoring.learning_curve`): the learning curve on held-out sessions.
+run folder (`micro.validation.learning_curve`): the learning curve on held-out sessions.
 
 `validation/status.json` is rewritten at every change and at least every poll. SIGINT/SIGTERM
 abandon the checkpoint being scored (the child is killed; it has no report, so it is scored
@@ -23,6 +23,7 @@ again next time), write a last status and exit 0. One watcher per home: a second
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import logging
 import os
@@ -37,8 +38,8 @@ from micro.config import Config
 from micro.errors import CheckpointError, DataError, UserError
 from micro.home import Home
 from micro.model.checkpoint import read_sidecar
-from micro.monitoring.learning_curve import LearningCurve
-from micro.train.store import numbered_checkpoints, report_name, sidecar_path
+from micro.processes import die_with_parent
+from micro.validation.learning_curve import LearningCurve
 from micro.validation.promotion import conclude, current_best, record_event, write_report
 from micro.validation.report import (
     FAILED,
@@ -47,14 +48,24 @@ from micro.validation.report import (
     CheckpointInfo,
     failure_report,
     is_promotable,
-    reports_folder,
     utc_now,
+)
+from micro.volumes import (
+    WATCH_LOCK,
+    BestSummary,
+    LastError,
+    LastScored,
+    ScoringNow,
+    ValidatorStatus,
+    numbered_checkpoints,
+    report_name,
+    reports_folder,
+    sidecar_path,
+    validator_status_path,
 )
 
 log = logging.getLogger("micro.validation")
 
-STATUS = "status.json"
-WATCH_LOCK = ".watcher.lock"
 TICK_SECONDS = 0.2  # how often a wait looks at signals, the child and the clock
 KILL_GRACE_SECONDS = 2.0
 DATA_ERROR = "data"  # outcome kind of a store problem: retried, never a report
@@ -91,8 +102,6 @@ def score_in_child(
     home_root: str, config_plain: dict[str, Any], checkpoint: str, split: str, conn: Any
 ) -> None:
     """Entry point of the scoring process: sends (kind, report or error, traceback) and exits."""
-    from micro.train.actor import die_with_parent
-
     die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the watcher decides when scoring stops
     from micro.logs import setup_logging
@@ -132,40 +141,30 @@ class Watcher:
         self.child: Any = None
         self.curve = LearningCurve(home, config)
         started_at, _ = utc_now()
-        self.status: dict[str, Any] = {
-            "service": "validator",
-            "pid": os.getpid(),
-            "state": "starting",
-            "split": split,
-            "started_at": started_at,
-            "current": None,
-            "last_scored": None,
-            "counts": {"scored": 0, "failed": 0, "timeout": 0, "promoted": 0},
-            "pending": 0,
-            "best": None,
-            "last_error": None,
-            "poll_seconds": self.validation.poll_seconds,
-            "checkpoint_time_limit_seconds": self.validation.checkpoint_time_limit_seconds,
-        }
+        self.status = ValidatorStatus(
+            pid=os.getpid(),
+            state="starting",
+            split=split,
+            started_at=started_at,
+            pending=0,
+            poll_seconds=self.validation.poll_seconds,
+            checkpoint_time_limit_seconds=self.validation.checkpoint_time_limit_seconds,
+        )
 
     # ------------------------------------------------------------------ status
 
     def write_status(self, **changes: Any) -> None:
-        """Apply `changes` and rewrite validation/status.json atomically."""
-        self.status.update(changes)
+        """Apply `changes` (ValidatorStatus fields) and rewrite validation/status.json."""
         best = current_best(self.home)
-        self.status["best"] = (
-            None
-            if best is None
-            else {
-                "episode": best.get("episode"),
-                "score_name": best.get("score_name"),
-                "score": best.get("score"),
-            }
-        )
         at, unix = utc_now()
-        self.status["updated_at"], self.status["updated_unix"] = at, unix
-        atomic.write_json(self.home.validation / STATUS, self.status)
+        self.status = dataclasses.replace(
+            self.status,
+            **changes,
+            best=None if best is None else BestSummary.from_dict(best),
+            updated_at=at,
+            updated_unix=unix,
+        )
+        atomic.write_json(validator_status_path(self.home), self.status.to_dict())
 
     def request_stop(self, reason: str) -> None:
         if not self.stopping:
@@ -242,12 +241,7 @@ class Watcher:
         self.child.start()
         sender.close()  # the child holds the only sending end: EOF when it dies
         log.info("scoring %s (pid %d)", path.name, self.child.pid)
-        current = {
-            "checkpoint": path.name,
-            "episode": episode,
-            "started_at": started_at,
-            "child_pid": self.child.pid,
-        }
+        current = ScoringNow(path.name, episode, started_at, self.child.pid)
         self.write_status(state="scoring", current=current)
         outcome = None
         last_status = time.monotonic()
@@ -289,14 +283,10 @@ class Watcher:
         """Write the report of one outcome and update the status; True to retry later."""
         kind, payload, trace = outcome
         at, _ = utc_now()
-        counts = self.status["counts"]
+        counts = self.status.counts
         if kind == DATA_ERROR:
             log.error("cannot score %s now: %s; retrying at the next poll", path.name, payload)
-            self.write_status(
-                state="idle",
-                current=None,
-                last_error={"checkpoint": None, "error": payload, "at": at},
-            )
+            self.write_status(state="idle", current=None, last_error=LastError(None, payload, at))
             return True
         if kind == OK:
             try:
@@ -307,8 +297,11 @@ class Watcher:
         if kind == OK:
             promotion = payload["promotion"]
             metrics = payload["metrics"]
-            counts["scored"] += 1
-            counts["promoted"] += int(promotion["promoted"])
+            counts = dataclasses.replace(
+                counts,
+                scored=counts.scored + 1,
+                promoted=counts.promoted + int(promotion["promoted"]),
+            )
             log.info(
                 "scored %s: %d trades, SQN %s, %s: %s",
                 path.name,
@@ -325,20 +318,20 @@ class Watcher:
                 self.curve.write(payload)
             except Exception:  # the curve is a view; losing a point never stops the service
                 log.exception("writing the TensorBoard learning curve of %s failed", path.name)
-            last = {
-                "checkpoint": path.name,
-                "episode": episode,
-                "status": OK,
-                "at": at,
-                "seconds": seconds,
-                "trades": metrics["trades"],
-                "sqn": metrics["sqn"],
-                "score": promotion["score"],
-                "promoted": promotion["promoted"],
-                "reason": promotion["reason"],
-                "report": str(report_file),
-            }
-            self.write_status(state="idle", current=None, last_scored=last)
+            last = LastScored(
+                checkpoint=path.name,
+                episode=episode,
+                status=OK,
+                at=at,
+                seconds=seconds,
+                report=str(report_file),
+                trades=metrics["trades"],
+                sqn=metrics["sqn"],
+                score=promotion["score"],
+                promoted=promotion["promoted"],
+                reason=promotion["reason"],
+            )
+            self.write_status(state="idle", current=None, last_scored=last, counts=counts)
             return False
         if trace:
             log.error("scoring %s failed:\n%s", path.name, trace)
@@ -355,22 +348,24 @@ class Watcher:
         report_file = write_report(
             self.home, failure_report(info, self.split, kind, str(payload), seconds)
         )
-        counts[kind] += 1
+        counts = dataclasses.replace(counts, **{kind: getattr(counts, kind) + 1})
         record_event(
             self.home, kind, episode=episode, checkpoint=path.name, error=str(payload),
             report=str(report_file),
         )  # fmt: skip
-        last = {
-            "checkpoint": path.name,
-            "episode": episode,
-            "status": kind,
-            "at": at,
-            "seconds": seconds,
-            "error": payload,
-            "report": str(report_file),
-        }
-        error = {"checkpoint": path.name, "error": payload, "at": at}
-        self.write_status(state="idle", current=None, last_scored=last, last_error=error)
+        last = LastScored(
+            checkpoint=path.name,
+            episode=episode,
+            status=kind,
+            at=at,
+            seconds=seconds,
+            report=str(report_file),
+            error=str(payload),
+        )
+        error = LastError(path.name, str(payload), at)
+        self.write_status(
+            state="idle", current=None, last_scored=last, last_error=error, counts=counts
+        )
         return False
 
     def kill_child(self) -> None:

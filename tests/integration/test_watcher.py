@@ -17,7 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from micro.config import load_config
 from micro.home import Home
-from micro.monitoring.learning_curve import run_folder
+from micro.volumes import tensorboard_run as run_folder
 from tests.conftest import micro_env
 from tests.helpers import alive
 from tests.integration.test_validate import (

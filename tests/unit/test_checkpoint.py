@@ -20,9 +20,9 @@ from micro.model.checkpoint import (
     load_checkpoint,
     read_sidecar,
     save_checkpoint,
-    sidecar_path,
 )
 from micro.model.networks import StochasticMuZeroNet
+from micro.volumes import sidecar_path
 
 SMALL = {
     "model.tcn_channels": 16,

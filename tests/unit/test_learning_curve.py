@@ -12,13 +12,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from micro.config import Config
 from micro.home import Home
-from micro.monitoring.learning_curve import (
-    LearningCurve,
-    checkpoint_walltime,
-    curve_scalars,
-    run_folder,
-)
 from micro.train.trainer import Trainer
+from micro.validation.learning_curve import LearningCurve, checkpoint_walltime, curve_scalars
+from micro.volumes import tensorboard_run as run_folder
 
 CONFIG = Config()
 

@@ -13,13 +13,12 @@ from micro.config import Config, ValidationConfig
 from micro.home import Home
 from micro.train.store import best_source_episode
 from micro.validation.promotion import (
-    BEST_METRICS,
-    EVENTS,
     candidate,
     conclude,
     current_best,
     decide,
 )
+from micro.volumes import BEST_METRICS, EVENTS
 
 RULES = ValidationConfig(min_trades=30, max_drawdown_pct=20.0, promotion_score="sqn_p25")
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from micro.train.store import numbered_checkpoints, numbered_name, prune, report_name
+from micro.train.store import prune
+from micro.volumes import numbered_checkpoints, numbered_name, report_name
 
 
 def make_home(tmp_path: Path, episodes: list[int], scored: list[int], best: int | None):

@@ -24,72 +24,57 @@ expectancy) is left out, never written as NaN.
 from __future__ import annotations
 
 import logging
-import math
+from collections.abc import Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from micro.config import MODEL_SECTIONS, Config
+from micro.config import Config
 from micro.home import Home
+from micro.volumes import ReportSummary, tensorboard_run
 
 log = logging.getLogger("micro.validation")
 
 WRITER_SUFFIX = ".validator"
 
 
-def run_name(config: Config) -> str:
-    """The trainer's TensorBoard run name for `config`: run-{model/features section hash}."""
-    return f"run-{config.section_hash(*MODEL_SECTIONS)}"
-
-
-def run_folder(home: Home, config: Config) -> Path:
-    """monitoring/tensorboard/run-{hash}: where the trainer of `config` writes its scalars."""
-    return home.monitoring / "tensorboard" / run_name(config)
-
-
-def curve_scalars(report: dict[str, Any]) -> dict[str, float | None]:
+def curve_scalars(report: Mapping[str, Any]) -> dict[str, float | None]:
     """The learning-curve figures of one scored report, by tag (None where undefined)."""
-    prefix = report["split"]
-    metrics = report.get("metrics") or {}
-    bootstrap = report.get("bootstrap") or {}
-    baselines = report.get("baselines") or {}
-    actions = (report.get("evaluation") or {}).get("actions") or {}
+    summary = ReportSummary.from_report(report)
     figures = {
-        "expectancy_pips": metrics.get("expectancy_pips"),
-        "expectancy_p05": (bootstrap.get("expectancy_pips") or {}).get("p5"),
-        "sqn": metrics.get("sqn"),
-        "trades": metrics.get("trades"),
-        "random_entry_percentile": (baselines.get("random_entry") or {}).get("agent_percentile"),
-        "fair_coin_percentile": (baselines.get("random_entry_fair_coin") or {}).get(
-            "agent_percentile"
-        ),
-        "buy_share": actions.get("BUY"),
-        "sell_share": actions.get("SELL"),
+        "expectancy_pips": summary.expectancy_pips,
+        "expectancy_p05": summary.expectancy_p05,
+        "sqn": summary.sqn,
+        "trades": None if summary.trades is None else float(summary.trades),
+        "random_entry_percentile": summary.random_entry_percentile,
+        "fair_coin_percentile": summary.fair_coin_percentile,
+        "buy_share": summary.buy_share,
+        "sell_share": summary.sell_share,
     }
-    return {f"{prefix}/{name}": _finite(value) for name, value in figures.items()}
+    return {f"{summary.split}/{name}": value for name, value in figures.items()}
 
 
-def checkpoint_walltime(report: dict[str, Any]) -> float:
+def checkpoint_walltime(report: Mapping[str, Any]) -> float:
     """Unix seconds the scored checkpoint was written (sidecar `created_at`), else the report's."""
-    sidecar = (report.get("checkpoint") or {}).get("sidecar") or {}
-    created = sidecar.get("created_at")
-    if isinstance(created, str):
+    summary = ReportSummary.from_report(report)
+    if summary.checkpoint_created_at is not None:
         try:
-            return datetime.fromisoformat(created).timestamp()
+            return datetime.fromisoformat(summary.checkpoint_created_at).timestamp()
         except ValueError:
             pass
-    return float(report["created_unix"])
+    if summary.created_unix is None:
+        raise ValueError("the report has neither a checkpoint created_at nor a created_unix")
+    return summary.created_unix
 
 
 class LearningCurve:
     """Writes each scored report's figures as TensorBoard scalars; never stops the validator."""
 
     def __init__(self, home: Home, config: Config) -> None:
-        self.folder = run_folder(home, config)
+        self.folder = tensorboard_run(home, config)
         self.writer: Any = None
         self.disabled = False
 
-    def write(self, report: dict[str, Any]) -> dict[str, float]:
+    def write(self, report: Mapping[str, Any]) -> dict[str, float]:
         """Add the scalars of an "ok" report at its episode; the ones written, by tag."""
         writer = self._writer()
         if writer is None:
@@ -117,9 +102,3 @@ class LearningCurve:
                 log.warning("TensorBoard learning curve disabled: %s", exc)
                 self.disabled = True
         return self.writer
-
-
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
