@@ -31,7 +31,6 @@ import torch
 from torch import nn
 
 from micro.config import Config
-from micro.data.instruments import instrument
 from micro.data.market import Market
 from micro.data.sessions import cut_sessions
 from micro.data.synth import synthesize
@@ -39,6 +38,7 @@ from micro.env.trading import Observation, TradingEnv
 from micro.features.outcomes import outcome_labels
 from micro.features.scaling import fit_scaling
 from micro.features.temporal import raw_features, scale_features
+from micro.instruments import instrument
 from micro.mcts.agent import Agent, Observations
 from micro.mcts.reference import reference_search
 from micro.mcts.search import run_simulations, search

@@ -13,9 +13,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
+from micro import config_load
 from micro.errors import ConfigError
 
 ENV_PREFIX = "MICRO_"
@@ -388,13 +392,24 @@ def with_checks(config: Config) -> Config:
     return config
 
 
-_LOADER_NAMES = ("config_from_dict", "load_config", "replace")
+def load_config(
+    home: Path | str,
+    sets: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Defaults, then `<home>/micro.toml`, then MICRO_* env, then `--set` flags; validated."""
+    environ = os.environ if environ is None else environ
+    path = Path(home) / CONFIG_FILE
+    return with_checks(config_load.layered(Config, path, ENV_PREFIX, environ, sets))
 
 
-def __getattr__(name: str) -> Any:
-    """The layered loader lives in micro.config_load; its public names are part of this API."""
-    if name in _LOADER_NAMES:
-        from micro import config_load
+def replace(config: Config, **dotted: Any) -> Config:
+    """A validated copy with dotted keys changed: replace(c, **{'mcts.simulations': 5})."""
+    return with_checks(
+        config_load.from_plain(Config, config.to_dict(redact=False), "config", dotted)
+    )
 
-        return getattr(config_load, name)
-    raise AttributeError(f"module 'micro.config' has no attribute {name!r}")
+
+def config_from_dict(plain: Mapping[str, Any], source: str = "config") -> Config:
+    """Rebuild (and validate) a Config from `Config.to_dict(redact=False)` output."""
+    return with_checks(config_load.from_plain(Config, plain, source))

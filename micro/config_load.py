@@ -1,35 +1,39 @@
-"""Loading the config tree: defaults < micro.toml < MICRO_* env < --set flags, validated.
+"""Building a frozen dataclass tree from layered sources: a TOML file < env < --set flags.
 
-Values from environment variables and `--set` are text and parsed to the field's type; TOML
-values must already have it. Unknown keys, wrong types and out-of-range values raise a
-`ConfigError` that names the source, the key and what is expected.
+The loader knows no particular tree: `micro.config` hands it the `Config` class, the file, the
+environment prefix and the flags, and checks the cross-field rules itself. Values from
+environment variables and `--set` are text and parsed to the field's type; TOML values must
+already have it. Unknown keys, wrong types and out-of-range values (the field metadata `ge`,
+`gt`, `le`, `lt`, `choices`) raise a `ConfigError` that names the source, the key and what is
+expected.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import tomllib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from micro.config import CONFIG_FILE, ENV_PREFIX, Config, with_checks
 from micro.errors import ConfigError
 
+T = TypeVar("T")
 
-def load_config(
-    home: Path,
-    sets: list[str] | tuple[str, ...] = (),
-    environ: Mapping[str, str] | None = None,
-) -> Config:
-    """Defaults, then `<home>/micro.toml`, then MICRO_* env, then `--set` flags; validated."""
-    environ = os.environ if environ is None else environ
+
+def layered(
+    cls: type[T],
+    path: Path,
+    env_prefix: str,
+    environ: Mapping[str, str],
+    sets: Sequence[str] = (),
+) -> T:
+    """`cls` from its defaults, then the TOML file `path`, then `{env_prefix}SECTION__KEY`
+    variables, then `section.key=value` flags (later wins)."""
     tree: dict[str, Any] = {}
-    path = Path(home) / CONFIG_FILE
     if path.is_file():
         try:
             with open(path, "rb") as fh:
@@ -40,11 +44,9 @@ def load_config(
             ) from None
         _merge(tree, toml, source=str(path), from_text=False)
     for key in sorted(environ):
-        if not key.startswith(ENV_PREFIX) or "__" not in key:
+        if not key.startswith(env_prefix) or "__" not in key:
             continue
-        if key in ("MICRO_HOME",):
-            continue
-        dotted = ".".join(part.lower() for part in key[len(ENV_PREFIX) :].split("__"))
+        dotted = ".".join(part.lower() for part in key[len(env_prefix) :].split("__"))
         _set_dotted(tree, dotted, environ[key], source=f"environment variable {key}")
     for item in sets:
         if "=" not in item:
@@ -53,23 +55,18 @@ def load_config(
             )
         dotted, value = item.split("=", 1)
         _set_dotted(tree, dotted.strip(), value.strip(), source=f"--set {dotted.strip()}")
-    return with_checks(_build(Config, tree, prefix=""))
+    return typing.cast(T, _build(cls, tree, prefix=""))
 
 
-def replace(config: Config, **dotted: Any) -> Config:
-    """A validated copy with dotted keys changed: replace(c, **{'mcts.simulations': 5})."""
-    tree: dict[str, Any] = {}
-    _merge(tree, config.to_dict(redact=False), source="config", from_text=False)
-    for key, value in dotted.items():
-        _set_dotted(tree, key, value, source=key, from_text=False)
-    return with_checks(_build(Config, tree, prefix=""))
-
-
-def config_from_dict(plain: Mapping[str, Any], source: str = "config") -> Config:
-    """Rebuild (and validate) a Config from `Config.to_dict(redact=False)` output."""
+def from_plain(
+    cls: type[T], plain: Mapping[str, Any], source: str, dotted: Mapping[str, Any] | None = None
+) -> T:
+    """`cls` from plain data (its `to_dict` output), then typed `dotted` keys changed, checked."""
     tree: dict[str, Any] = {}
     _merge(tree, plain, source=source, from_text=False)
-    return with_checks(_build(Config, tree, prefix=""))
+    for key, value in (dotted or {}).items():
+        _set_dotted(tree, key, value, source=key, from_text=False)
+    return typing.cast(T, _build(cls, tree, prefix=""))
 
 
 def _merge(tree: dict, new: Mapping, source: str, from_text: bool) -> None:

@@ -18,7 +18,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from micro.data import instruments, store
+from micro import instruments
+from micro.data import store
 from micro.data.oanda_client import MAX_CANDLES_PER_REQUEST, OandaClient, token_from_env
 from micro.errors import DataError, UserError
 from micro.runtime import Context

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from micro.data import formats, instruments, store
+from micro import instruments
+from micro.data import formats, store
 from micro.data.formats import PRICE_COLUMNS, RawCandles
 from micro.errors import DataError
 from micro.runtime import Context

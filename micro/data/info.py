@@ -10,8 +10,8 @@ import duckdb
 import numpy as np
 
 from micro.config import Config
-from micro.data.prepare import candles_fingerprint, staleness
 from micro.data.sessions import SPLITS, gap_summary
+from micro.data.stamp import candles_fingerprint, staleness
 from micro.data.store import connect, get_meta, instruments
 from micro.errors import DataError
 from micro.runtime import Context

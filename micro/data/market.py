@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 
 from micro.config import Config
-from micro.data.instruments import instrument as instrument_facts
-from micro.data.prepare import staleness
 from micro.data.sessions import SPLITS
+from micro.data.stamp import staleness
 from micro.data.store import connect
 from micro.errors import DataError
 from micro.features import FEATURE_NAMES
+from micro.instruments import instrument as instrument_facts
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,16 @@
 """`micro data prepare`: features, outcome labels, sessions and splits into data/market.duckdb.
 
 The store is prepared for one instrument at a time (`data.instrument`). A prepare is stamped in
-the meta table with `feature_version`, `features_config_hash` (the features and data sections),
-`candles_fingerprint` (count, first/last bar, checksum), `feature_scaling`, `prepared_at` and the
-full redacted `config`. When the stamp matches the code, config and candles, prepare changes
-nothing; otherwise it rebuilds the `features` and `sessions` tables in one transaction.
+the meta table (`micro.data.stamp`: `feature_version`, `features_config_hash`,
+`candles_fingerprint`) with `feature_scaling`, `prepared_at` and the full redacted `config`.
+When the stamp matches the code, config and candles, prepare changes nothing; otherwise it
+rebuilds the `features` and `sessions` tables in one transaction.
 Undefined features (the first rows, before a full lookback) are stored as NULL.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import logging
 import sys
 import time
@@ -26,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from micro.config import Config
-from micro.data.instruments import instrument as instrument_facts
 from micro.data.sessions import SPLITS, cut_sessions, split_zones
+from micro.data.stamp import candles_fingerprint, features_config_hash, staleness
 from micro.data.store import connect, get_meta, set_meta, write_candles
 from micro.errors import DataError
 from micro.features import FEATURE_NAMES, FEATURE_VERSION
@@ -35,6 +33,7 @@ from micro.features.outcomes import outcome_labels
 from micro.features.scaling import FeatureScaling, fit_scaling
 from micro.features.temporal import raw_features, scale_features
 from micro.home import Home
+from micro.instruments import instrument as instrument_facts
 from micro.runtime import Context
 
 log = logging.getLogger("micro.data")
@@ -57,58 +56,6 @@ CREATE TABLE IF NOT EXISTS sessions (
     bars INTEGER NOT NULL
 );
 """
-STAMP_KEYS = ("feature_version", "features_config_hash", "candles_fingerprint")
-
-
-def features_config_hash(config: Config) -> str:
-    """Hash of the settings that change the prepared tables (not the synth_* demo-data knobs)."""
-    data = {
-        k: v for k, v in config.to_dict(redact=False)["data"].items() if not k.startswith("synth_")
-    }
-    blob = json.dumps(
-        {"features": config.to_dict(redact=False)["features"], "data": data}, sort_keys=True
-    ).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def candles_fingerprint(con: duckdb.DuckDBPyConnection, instrument: str) -> dict[str, Any]:
-    """Count, first and last bar time and an xor of row hashes: changes when any candle does."""
-    try:
-        bars, first, last, checksum = con.execute(
-            """
-            SELECT count(*), min(ts), max(ts), bit_xor(hash(ts, open, high, low, close, volume))
-            FROM candles WHERE instrument = ?
-            """,
-            [instrument],
-        ).fetchone()
-    except duckdb.CatalogException:
-        return {"bars": 0, "first": None, "last": None, "checksum": None}
-    return {
-        "bars": int(bars),
-        "first": None if first is None else pd.Timestamp(first).isoformat(),
-        "last": None if last is None else pd.Timestamp(last).isoformat(),
-        "checksum": None if checksum is None else int(checksum),
-    }
-
-
-def staleness(
-    con: duckdb.DuckDBPyConnection, config: Config, fingerprint: dict[str, Any] | None = None
-) -> str | None:
-    """Why the prepared tables do not match this code, config and the candles; None if current."""
-    version = get_meta(con, "feature_version")
-    if version is None:
-        return "features have not been prepared"
-    if version != FEATURE_VERSION:
-        return (
-            f"features were prepared by feature version {version}, this code is {FEATURE_VERSION}"
-        )
-    if get_meta(con, "features_config_hash") != features_config_hash(config):
-        return "the data/features config changed since the last prepare"
-    if fingerprint is None:
-        fingerprint = candles_fingerprint(con, config.data.instrument)
-    if get_meta(con, "candles_fingerprint") != fingerprint:
-        return "the candles changed since the last prepare"
-    return None
 
 
 def _no_candles(store_path: Path, instrument: str) -> DataError:

@@ -58,9 +58,9 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from micro.data.instruments import instrument as instrument_facts
 from micro.data.sessions import FRIDAY_CLOSE_REF, WEEK_SECONDS
 from micro.errors import UserError
+from micro.instruments import instrument as instrument_facts
 from micro.runtime import Context
 
 log = logging.getLogger("micro.data")

@@ -30,9 +30,9 @@ import pandas as pd
 from numba import njit
 
 from micro.config import FeaturesConfig
-from micro.data.instruments import instrument as instrument_facts
 from micro.features import NUM_FEATURES
 from micro.features.scaling import MIN_SPAN_PIPS, FeatureScaling
+from micro.instruments import instrument as instrument_facts
 
 WEEK_SECONDS = 7 * 86400
 # 1970-01-04 was a Sunday: Sunday 21:00 UTC as seconds since the epoch, the FX week's open.

@@ -198,7 +198,7 @@ def _sim(ctx: Context) -> tuple[Any, Any, Any]:
 
 def _scaling_of(ctx: Context) -> Any:
     """The feature scaling fitted by `micro data prepare` (the store's meta)."""
-    from micro.data.prepare import staleness
+    from micro.data.stamp import staleness
     from micro.data.store import connect, get_meta
     from micro.errors import DataError
     from micro.features.scaling import FeatureScaling

@@ -21,8 +21,8 @@ from oandapyV20.endpoints import pricing as pricing_endpoints
 from oandapyV20.endpoints import trades as trade_endpoints
 
 from micro.config import Config
-from micro.data.instruments import instrument as instrument_facts
 from micro.data.oanda_client import MAX_CANDLES_PER_REQUEST, OandaClient, OandaError
+from micro.instruments import instrument as instrument_facts
 from micro.live.broker import (
     Account,
     BrokerError,

@@ -31,13 +31,13 @@ from typing import Any
 import numpy as np
 
 from micro.config import Config
-from micro.data.instruments import instrument as instrument_facts
 from micro.env.actions import ACTION_NAMES, BUY, CLOSE, HOLD, SELL, legal_mask
 from micro.env.costs import costs_for
 from micro.errors import UserError
 from micro.features.scaling import FeatureScaling
 from micro.features.temporal import FeatureState
 from micro.home import Home
+from micro.instruments import instrument as instrument_facts
 from micro.live.bars import BarClock, Schedule
 from micro.live.book import Book, Position
 from micro.live.broker import Broker, BrokerError, BrokerTrade, Candle, OrderOutcomeUnknown, Quote

@@ -10,7 +10,6 @@ event is set, and never outlives the trainer: the kernel kills it when its paren
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import queue
@@ -20,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from micro.config import Config
+from micro.processes import die_with_parent
 from micro.train.replay import Trajectory
 
 log = logging.getLogger("micro.train.actor")
@@ -47,21 +48,12 @@ class EpisodeSummary:
     weight_version_start: int
 
 
-def temperature(config: Any, episodes: int) -> float:
+def temperature(config: Config, episodes: int) -> float:
     """Action-sampling temperature: linear from start to end over the decay episodes."""
     frac = min(episodes / config.train.temperature_decay_episodes, 1.0)
     return config.train.temperature_start + frac * (
         config.train.temperature_end - config.train.temperature_start
     )
-
-
-def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent dies (no orphan actors)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def actor_main(
@@ -95,7 +87,7 @@ def actor_main(
 class SelfPlay:
     """The actor's loop, separate from the process plumbing so tests can drive it in-process."""
 
-    def __init__(self, spec: ActorSpec, config: Any, go: Any = None) -> None:
+    def __init__(self, spec: ActorSpec, config: Config, go: Any = None) -> None:
         from pathlib import Path
 
         from micro.data.market import load_market

@@ -84,18 +84,9 @@ def pending(home: Home, split: str) -> list[tuple[int, Path]]:
 
 def check_store(home: Home, config: Config) -> None:
     """DataError (one line) unless the market store exists and is prepared for this config."""
-    from micro.data.prepare import staleness
-    from micro.data.store import connect
+    from micro.data.stamp import check_prepared
 
-    con = connect(home.store, read_only=True)
-    try:
-        reason = staleness(con, config)
-    finally:
-        con.close()
-    if reason is not None:
-        raise DataError(
-            f"{home.store}: {reason}; run `micro data prepare` to bring the store up to date"
-        )
+    check_prepared(home.store, config)
 
 
 def score_in_child(

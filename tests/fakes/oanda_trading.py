@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from micro.data.instruments import instrument as instrument_facts
+from micro.instruments import instrument as instrument_facts
 
 if TYPE_CHECKING:
     from tests.fakes.oanda_v20 import Call, FakeOanda, Fault

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from micro.data.instruments import instrument as instrument_facts
+from micro.instruments import instrument as instrument_facts
 
 DEFAULT_TOKEN = "test-token"
 DEFAULT_ACCOUNT = "101-001-1234567-001"

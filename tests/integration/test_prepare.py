@@ -13,7 +13,8 @@ import pytest
 
 from micro.config import Config, replace
 from micro.data.market import load_market
-from micro.data.prepare import ensure_default_data, features_config_hash, prepare_store
+from micro.data.prepare import ensure_default_data, prepare_store
+from micro.data.stamp import features_config_hash
 from micro.data.store import connect, get_meta, read_candles
 from micro.errors import DataError
 from micro.features import FEATURE_NAMES, FEATURE_VERSION

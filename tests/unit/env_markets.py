@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from micro.data.instruments import instrument
 from micro.data.market import Market
+from micro.instruments import instrument
 
 T0 = 1_704_067_200  # 2024-01-01 00:00 UTC
 
