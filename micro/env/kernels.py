@@ -1,7 +1,8 @@
 """Numba kernels of the batched trading env: one call steps or resets all B envs.
 
 The semantics (decision rows, fills, stop-loss, rewards) are documented in `micro.env.trading`;
-the position arithmetic lives in `micro.env.position` and is shared with the live trader.
+the stop and close rules live in `micro.env.fills` and the position arithmetic in
+`micro.env.position`, both shared with the live trader, the sim broker and the baselines.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ from numba import njit
 
 from micro.env.actions import BUY, CLOSE, FLAT, LONG, SELL, SHORT
 from micro.env.costs import gross_pips
+from micro.env.fills import adverse_price, round_trip_pips, stop_fill, stop_level, worst_excursion
 from micro.env.position import mark, unrealised_pips, write_static
 from micro.env.trades import EXIT_AGENT, EXIT_SESSION_END, EXIT_STOP_LOSS
 
 REWARD_MTM, REWARD_AMDDP1 = 0, 1
 NO_OUTCOME = -1
-STOP_TOUCH_PIPS = 1e-6  # a price this close to the stop has reached it (float noise, not market)
 
 
 @njit(cache=True)
@@ -142,7 +143,7 @@ def step_kernel(
             side[i] = s
             entry_row[i] = t
             entry_price[i] = c
-            stop_price[i] = c - s * stop_pips * pip
+            stop_price[i] = stop_level(s, c, stop_pips, pip)
             unrealised[i] = -entry_cost
             peak[i] = -entry_cost
             max_drawdown[i] = 0.0
@@ -151,7 +152,7 @@ def step_kernel(
             mtm -= entry_cost
         elif side[i] != FLAT and action == CLOSE:
             s = side[i]
-            closed_pips = gross_pips(s, entry_price[i], c, pip) - entry_cost - exit_cost
+            closed_pips = round_trip_pips(s, entry_price[i], c, pip, entry_cost, exit_cost)
             _record_trade(
                 trades, n_trades, i, start[i], s, entry_row[i], t, ts,
                 entry_price[i], c, closed_pips, mae[i], EXIT_AGENT,
@@ -168,18 +169,14 @@ def step_kernel(
             s = side[i]
             exit_price = close[t1]
             reason = EXIT_SESSION_END if t1 == last else -1
-            adverse = low[t1] if s == LONG else high[t1]  # worst price seen during the bar
+            adverse = adverse_price(s, high[t1], low[t1])  # worst price seen during the bar
             if use_stop:
-                stop = stop_price[i]
-                if s * (open_[t1] - stop) / pip <= -STOP_TOUCH_PIPS:  # gapped past: filled at open
-                    exit_price = open_[t1]
+                fill = stop_fill(s, stop_price[i], open_[t1], high[t1], low[t1], pip)
+                if not np.isnan(fill):
+                    exit_price = fill
                     reason = EXIT_STOP_LOSS
-                elif s * (adverse - stop) / pip <= STOP_TOUCH_PIPS:  # reached: filled at the stop
-                    exit_price = stop
-                    reason = EXIT_STOP_LOSS
-            if reason == EXIT_STOP_LOSS:
-                adverse = exit_price  # nothing after the fill belongs to the trade
-            mae[i] = max(mae[i], -gross_pips(s, entry_price[i], adverse, pip))
+                    adverse = fill  # nothing after the fill belongs to the trade
+            mae[i] = worst_excursion(mae[i], s, entry_price[i], adverse, pip)
             u = unrealised_pips(s, entry_price[i], exit_price, pip, entry_cost)
             peak[i], max_drawdown[i], accumulated[i] = mark(
                 u, unrealised[i], peak[i], max_drawdown[i], accumulated[i]
@@ -187,8 +184,9 @@ def step_kernel(
             unrealised[i] = u
             mtm += gross_pips(s, c, exit_price, pip)
             if reason >= 0:
-                closed_pips = gross_pips(s, entry_price[i], exit_price, pip)
-                closed_pips -= entry_cost + exit_cost
+                closed_pips = round_trip_pips(
+                    s, entry_price[i], exit_price, pip, entry_cost, exit_cost
+                )
                 _record_trade(
                     trades, n_trades, i, start[i], s, entry_row[i], t1, ts,
                     entry_price[i], exit_price, closed_pips, mae[i], reason,

@@ -59,6 +59,33 @@ def concatenate_trades(parts: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([np.asarray(p, dtype=TRADE_DTYPE) for p in parts])
 
 
+def trade_fields(
+    side: int,
+    entry_ts: int,
+    exit_ts: int,
+    entry_price: float,
+    exit_price: float,
+    pips: float,
+    bars_held: int,
+    mae_pips: float,
+    exit_reason: int,
+) -> dict[str, Any]:
+    """One round trip as the env records it, JSON-able, without the env's batch and row indices
+    (the live trader's trades have none); exit_reason also by name."""
+    return {
+        "side": int(side),
+        "entry_ts": int(entry_ts),
+        "exit_ts": int(exit_ts),
+        "entry_price": float(entry_price),
+        "exit_price": float(exit_price),
+        "pips": float(pips),
+        "bars_held": int(bars_held),
+        "mae_pips": float(mae_pips),
+        "exit_reason": int(exit_reason),
+        "exit_reason_name": EXIT_REASON_NAMES[exit_reason],
+    }
+
+
 def trade_dicts(trades: np.ndarray) -> list[dict[str, Any]]:
     """The trades as JSON-able dicts (plain ints/floats; exit_reason also by name)."""
     rows = []

@@ -3,9 +3,11 @@
 The env enters at the decision bar's mid close, marks the position at every later close with
 `micro.env.position`'s arithmetic, tracks the maximum adverse excursion on each bar's low (long)
 or high (short), and exits at the close (agent, session end) or at the stop / the gapped open
-(stop-loss). The book does the same with the same numba functions, so the 6 position features
-the agent sees and the trade records are bit-identical to the env's on the same bars. Broker
-fill prices (bid/ask, slippage) are kept beside them for the journal.
+(stop-loss). The book does the same with the same numba functions (`micro.env.fills` for the
+stop and the close, `micro.env.position` for the marks), so the 6 position features the agent
+sees and the trade records (the env's trade fields, `micro.env.trades.trade_fields`) are
+bit-identical to the env's on the same bars. Broker fill prices (bid/ask, slippage) are kept
+beside them for the journal.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from micro.env.costs import Costs, gross_pips
-from micro.env.kernels import STOP_TOUCH_PIPS
+from micro.env.costs import Costs
+from micro.env.fills import adverse_price, round_trip_pips, stop_fill, stop_level, worst_excursion
 from micro.env.position import NUM_STATIC, mark, static_features, unrealised_pips
-from micro.env.trades import EXIT_AGENT, EXIT_REASON_NAMES, EXIT_SESSION_END, EXIT_STOP_LOSS
+from micro.env.trades import EXIT_AGENT, EXIT_SESSION_END, EXIT_STOP_LOSS, trade_fields
 from micro.live.broker import Candle
 
 EXIT_REASONS = {"agent": EXIT_AGENT, "stop_loss": EXIT_STOP_LOSS, "session_end": EXIT_SESSION_END}
@@ -82,7 +84,7 @@ class Book:
             units=int(units),
             entry_price=entry,
             entry_ts=int(bar.ts),
-            stop_price=entry - side * self.stop_loss_pips * self.pip,
+            stop_price=float(stop_level(side, entry, self.stop_loss_pips, self.pip)),
             trade_id=str(trade_id),
             client_id=client_id,
             fill_price=float(fill_price),
@@ -96,10 +98,10 @@ class Book:
         p = self.position
         if p is None:
             return
-        adverse = bar.low if p.side > 0 else bar.high
+        adverse = adverse_price(p.side, bar.high, bar.low)
         if price is not None:
             adverse = price  # nothing after the fill belongs to the trade
-        p.mae = max(p.mae, -gross_pips(p.side, p.entry_price, adverse, self.pip))
+        p.mae = float(worst_excursion(p.mae, p.side, p.entry_price, adverse, self.pip))
         mark_price = bar.close if price is None else price
         u = unrealised_pips(p.side, p.entry_price, mark_price, self.pip, self.costs.entry_pips)
         p.peak, p.max_drawdown, p.accumulated = mark(
@@ -113,12 +115,8 @@ class Book:
         p = self.position
         if p is None:
             return None
-        if p.side * (bar.open - p.stop_price) / self.pip <= -STOP_TOUCH_PIPS:
-            return float(bar.open)
-        adverse = bar.low if p.side > 0 else bar.high
-        if p.side * (adverse - p.stop_price) / self.pip <= STOP_TOUCH_PIPS:
-            return float(p.stop_price)
-        return None
+        fill = float(stop_fill(p.side, p.stop_price, bar.open, bar.high, bar.low, self.pip))
+        return None if np.isnan(fill) else fill
 
     def static(self) -> np.ndarray:
         """[6] float32 position features (zeros when flat)."""
@@ -152,27 +150,17 @@ class Book:
         if p is None:
             raise RuntimeError("no position to close")
         code = EXIT_REASONS[reason]
-        entry_cost, exit_cost = self.costs.entry_pips, self.costs.exit_pips
-        if code == EXIT_AGENT:  # the env's operation order, so the float result is identical
-            pips = gross_pips(p.side, p.entry_price, exit_price, self.pip) - entry_cost - exit_cost
-        else:
-            pips = gross_pips(p.side, p.entry_price, exit_price, self.pip)
-            pips -= entry_cost + exit_cost
+        pips = round_trip_pips(
+            p.side, p.entry_price, exit_price, self.pip, self.costs.entry_pips, self.costs.exit_pips
+        )
         broker_pips = None
         if exit_fill is not None:
             broker_pips = p.side * (exit_fill - p.fill_price) / self.pip
         trade = {
-            "side": p.side,
+            **trade_fields(
+                p.side, p.entry_ts, bar.ts, p.entry_price, exit_price, pips, p.bars, p.mae, code
+            ),
             "units": p.units,
-            "entry_ts": p.entry_ts,
-            "exit_ts": int(bar.ts),
-            "entry_price": p.entry_price,
-            "exit_price": float(exit_price),
-            "pips": float(pips),
-            "bars_held": p.bars,
-            "mae_pips": float(p.mae),
-            "exit_reason": code,
-            "exit_reason_name": EXIT_REASON_NAMES[code],
             "trade_id": p.trade_id,
             "client_id": p.client_id,
             "entry_fill": p.fill_price,

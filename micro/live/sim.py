@@ -5,8 +5,9 @@ the next row (one bar per poll), so the trader runs as fast as it can think. Pri
 the configured spread (bid/ask), so a round trip pays exactly the env's spread. A position's stop
 is kept at entry mid − side × `stop_loss_pips`, where the entry mid is the close of the bar the
 order was sent on (the env's convention); each released bar checks it on the bar's mid high/low,
-and a bar that opens beyond the stop fills at its open (a gap), exactly as `micro.env.kernels`
-does. A stop fill and every close pay the half spread on the way out (they sell at the bid).
+and a bar that opens beyond the stop fills at its open (a gap), with the env's own fill functions
+(`micro.env.fills`). A stop fill and every close pay the half spread on the way out (they sell
+at the bid).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from micro.env.kernels import STOP_TOUCH_PIPS
+from micro.env.fills import stop_fill, stop_level
 from micro.live.broker import (
     Account,
     BrokerError,
@@ -154,7 +155,7 @@ class SimBroker:
             price=mid + side * self.half_spread,
             open_time=float(self._ts[self._last_row] + 60),
             state="OPEN",
-            stop_price=mid - side * stop_loss_pips * self.pip,
+            stop_price=stop_level(side, mid, stop_loss_pips, self.pip),
         )
         self._trades[trade.trade_id] = trade
         self._by_client[client_id] = trade.trade_id
@@ -194,12 +195,9 @@ class SimBroker:
             if stop is None:
                 continue
             s = trade.side
-            adverse = self._low[row] if s > 0 else self._high[row]
-            if s * (self._open[row] - stop) / self.pip <= -STOP_TOUCH_PIPS:
-                exit_mid = float(self._open[row])  # gapped past the stop
-            elif s * (adverse - stop) / self.pip <= STOP_TOUCH_PIPS:
-                exit_mid = float(stop)
-            else:
+            row_prices = (self._open[row], self._high[row], self._low[row])
+            exit_mid = float(stop_fill(s, stop, *row_prices, self.pip))
+            if np.isnan(exit_mid):
                 continue
             self._finish(trade, exit_mid - s * self.half_spread, float(self._ts[row]), "stop_loss")
 

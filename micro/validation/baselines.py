@@ -15,8 +15,9 @@ trade j enters s_j free bars plus the earlier trades' holding times after the se
 trades never overlap (one may enter at the row the previous one left) and the last exits by the
 session's final row. A trade is priced like the env prices it (`micro.env`): entry at the close
 of its entry row paying spread + commission + slippage, exit at the close `h` rows later paying
-slippage, or earlier at the stop-loss (at the stop, or at the open of a bar that gapped past it).
-A parity test holds this pricing equal to `TradingEnv` replaying the same trades.
+slippage, or earlier at the stop-loss (at the stop, or at the open of a bar that gapped past it),
+with the env's own fill functions (`micro.env.fills`). A parity test holds this pricing equal to
+`TradingEnv` replaying the same trades.
 
 The moving-average crossover (long when the fast SMA of closes is above the slow one, short when
 below; a flip closes at once and re-enters on the next bar) and buy-and-hold (long at each
@@ -33,8 +34,8 @@ from numba import njit
 
 from micro.config import Config
 from micro.env.actions import BUY, CLOSE, FLAT, HOLD, SELL
-from micro.env.costs import costs_for, gross_pips
-from micro.env.kernels import STOP_TOUCH_PIPS
+from micro.env.costs import costs_for
+from micro.env.fills import round_trip_pips, stop_fill, stop_level
 from micro.env.trading import Observation, run_sessions
 from micro.validation.metrics import covered_days, trade_metrics
 from micro.validation.montecarlo import percentiles
@@ -71,7 +72,6 @@ def _price_trades(
     exit_cost: float,  # pips
     stop_pips: float,
     use_stop: bool,
-    touch_pips: float,  # the env's tolerance for "the price reached the stop"
 ) -> tuple[np.ndarray, np.ndarray]:
     """[R, N] net pips and [R, N] realised bars of scripted trades, with the env's stop rule."""
     runs, n = entry_rows.shape
@@ -82,20 +82,17 @@ def _price_trades(
             e = entry_rows[r, j]
             s = sides[r, j]
             entry = close[e]
-            stop = entry - s * stop_pips * pip
+            stop = stop_level(s, entry, stop_pips, pip)
             exit_row = e + holding[r, j]
             exit_price = close[exit_row]
             for t in range(e + 1, exit_row + 1):
                 if not use_stop:
                     break
-                adverse = low[t] if s > 0 else high[t]
-                if s * (open_[t] - stop) / pip <= -touch_pips:  # gapped past: filled at open
-                    exit_row, exit_price = t, open_[t]
+                fill = stop_fill(s, stop, open_[t], high[t], low[t], pip)
+                if not np.isnan(fill):
+                    exit_row, exit_price = t, fill
                     break
-                if s * (adverse - stop) / pip <= touch_pips:  # reached: filled at the stop
-                    exit_row, exit_price = t, stop
-                    break
-            pips[r, j] = gross_pips(s, entry, exit_price, pip) - entry_cost - exit_cost
+            pips[r, j] = round_trip_pips(s, entry, exit_price, pip, entry_cost, exit_cost)
             bars[r, j] = exit_row - e
     return pips, bars
 
@@ -160,7 +157,7 @@ def random_traders(
         np.ascontiguousarray(market.low, dtype=np.float64),
         np.ascontiguousarray(market.close, dtype=np.float64),
         float(market.pip), costs.entry_pips, costs.exit_pips,
-        float(config.risk.stop_loss_pips), bool(config.env.use_stop_loss), STOP_TOUCH_PIPS,
+        float(config.risk.stop_loss_pips), bool(config.env.use_stop_loss),
     )  # fmt: skip
     return RandomTraders(entry_rows, holding, side, session, pips, bars)
 
