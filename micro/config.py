@@ -108,17 +108,18 @@ class EnvConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    tcn_channels: int = _f(240, ge=4, le=4096)
-    """Channels of each TCN layer over the temporal window."""
+    tcn_channels: int = _f(64, ge=4, le=4096)
+    """Channels of each TCN layer over the temporal window (the seed's 240 stays selectable;
+    64 learns faster on 2 cores: bench/learning.py, README "Learning")."""
     tcn_kernel: int = _f(3, ge=2, le=16)
     """Kernel size of the causal convolutions."""
     tcn_dilations: tuple[int, ...] = _f((1, 2, 4))
     """Dilation of each residual TCN block."""
     static_hidden: int = _f(64, ge=4, le=4096)
     """Width of the MLP over the 6 static (position) features."""
-    hidden: int = _f(256, ge=8, le=8192)
+    hidden: int = _f(128, ge=8, le=8192)
     """Size of the hidden state s and of the afterstate."""
-    mlp_hidden: int = _f(256, ge=8, le=8192)
+    mlp_hidden: int = _f(128, ge=8, le=8192)
     """Width of the hidden layer of each dynamics/prediction head."""
     value_support: int = _f(16, ge=2, le=300)
     """Value support: integer bins −n..n in h-space (h(x) = sign(x)(√(|x|+1)−1)+εx, x in pips)."""
@@ -186,10 +187,10 @@ class TrainConfig:
     """Positions kept in replay (as indices, not copies of windows)."""
     min_replay: int = _f(2_000, ge=1)
     """Positions in replay before the learner starts."""
-    replay_ratio: float = _f(1.0, gt=0.0)
+    replay_ratio: float = _f(2.0, gt=0.0)
     """Unroll starts the learner samples per position self-play generates (batch_size per step).
     Whichever side runs ahead waits: the learner past the ratio, the actors below it."""
-    mirror: bool = False
+    mirror: bool = True
     """Train on the mirror market too: half of each batch is mirrored (price moves negated,
     BUY ↔ SELL, DOWN ↔ UP), so the training period's drift cannot be learned as a side bet."""
     prioritized: bool = False

@@ -14,8 +14,10 @@ def test_defaults_follow_the_design(tmp_path: Path) -> None:
     assert config.data.instrument == "GBP_JPY"
     assert config.spread_pips() == 4.0
     assert config.features.window == 32
-    assert config.model.tcn_channels == 240 and config.model.tcn_dilations == (1, 2, 4)
+    assert config.model.tcn_channels == 64 and config.model.tcn_dilations == (1, 2, 4)
     assert config.train.unroll_steps == 5
+    # Measured by bench/learning.py (README "Learning"): 2 unroll starts per position, mirrored.
+    assert config.train.replay_ratio == 2.0 and config.train.mirror
     assert config.live.oanda.environment == "practice"
 
 
