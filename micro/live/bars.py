@@ -6,9 +6,10 @@ trader at any speed; the wall clock only says that the candle clock has stalled.
 handed out exactly once and in time order: duplicates and candles older than the last one are
 dropped, gaps are counted and reported.
 
-The schedule says what the trader does on a bar: `decide` (act), `session_end` (close any
-position at this close, no decision, like the env's terminal bar) or `idle` (outside the replayed
-sessions: features only). Live trading decides on every bar.
+The schedule says what the trader does on a bar (`Schedule.plan`): `decide` (act),
+`session_end` (close any position at this close, no decision, like the env's terminal bar) or
+`idle` (outside the replayed sessions: features only). Live trading decides on every bar; the
+schedule of a replay owns the session-end close, so the trader has no replay branch.
 """
 
 from __future__ import annotations
@@ -82,6 +83,15 @@ def _finite_bar(candle: Candle) -> bool:
 
 
 @dataclass(frozen=True)
+class BarPlan:
+    """What the trader does on one completed bar."""
+
+    role: Role
+    decide: bool  # ask the agent (when the features are ready and the book reconciled)
+    close: str | None = None  # flatten at this bar's close first, with this exit reason
+
+
+@dataclass(frozen=True)
 class Schedule:
     """Which bars are decisions: every bar (live), or those inside replayed sessions."""
 
@@ -102,3 +112,10 @@ class Schedule:
         if k < 0 or ts > self.session_last_ts[k]:
             return "idle"
         return "session_end" if ts == self.session_last_ts[k] else "decide"
+
+    def plan(self, ts: int) -> BarPlan:
+        """The trader's plan for the bar opening at `ts` (s UTC)."""
+        role = self.role(ts)
+        return BarPlan(
+            role, decide=role == "decide", close="session_end" if role == "session_end" else None
+        )

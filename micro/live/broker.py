@@ -110,13 +110,30 @@ class OrderOutcomeUnknown(BrokerError):
 
 
 class Broker(Protocol):
-    """What the trader needs of a venue. Every method may raise BrokerError."""
+    """What the trader needs of a venue. Every method may raise BrokerError.
+
+    The optional parts (`start`, `connection`, `quote_source`) are declared too: a broker
+    without a price stream starts nothing, has no connection state and one price source
+    (`SimBroker`'s no-op defaults), so the trader never probes a broker for what it has.
+    """
 
     name: str
     instrument: str
     order_settle_seconds: float
     """After an unknown order outcome, a client-id lookup that finds nothing this long after
     the send means the order was not carried out (until then, no new entry)."""
+    quote_source: str | None
+    """Where the last quote came from ('stream', or 'rest' while the stream is down); None for
+    a broker with one source."""
+
+    def start(self) -> None:
+        """Open what the broker keeps running beside requests (OANDA: the pricing stream);
+        called once, after the warm-up and the start-up reconciliation."""
+        ...
+
+    def connection(self) -> dict[str, object] | None:
+        """The price stream's state for state.json and the journal (None: no stream)."""
+        ...
 
     def finished(self) -> bool:
         """Whether the bar source has ended (a replay ran out); a live venue never does."""

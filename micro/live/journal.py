@@ -14,7 +14,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +24,15 @@ from micro.volumes import LiveState
 
 
 class Journal:
-    """Appends one JSON line per event to `path`."""
+    """Appends one JSON line per event to `path`, stamped by the `wall` clock (s UTC)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, wall: Callable[[], float] = time.time) -> None:
         self.path = Path(path)
+        self.wall = wall
 
     def record(self, kind: str, **fields: Any) -> dict[str, Any]:
         """Append `{"time", "kind", **fields}` and return it."""
-        line = {"time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"), "kind": kind}
+        line = {"time": _utc(self.wall(), "milliseconds"), "kind": kind}
         line.update(fields)
         append_jsonl(self.path, line)
         return line
@@ -63,8 +65,9 @@ class Journal:
 class StateFile:
     """`live/state.json`: rewritten atomically, read back at start-up."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, wall: Callable[[], float] = time.time) -> None:
         self.path = Path(path)
+        self.wall = wall
 
     def read(self) -> LiveState | None:
         """The last state written, or None when there is none (or it is unreadable).
@@ -80,5 +83,10 @@ class StateFile:
     def write(self, state: LiveState | Mapping[str, Any]) -> None:
         """Rewrite the file with `state` (a record, or its fields), stamped with the time."""
         record = state if isinstance(state, LiveState) else LiveState.from_dict(state)
-        written_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        written_at = _utc(self.wall(), "seconds")
         write_json(self.path, dataclasses.replace(record, written_at=written_at).to_dict())
+
+
+def _utc(seconds: float, timespec: str) -> str:
+    """ISO 8601 UTC of unix `seconds`."""
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec=timespec)

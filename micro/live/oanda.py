@@ -77,7 +77,7 @@ class OandaBroker:
                 config.live.oanda,
                 parse_time,
             )
-        self.quote_source = "rest"  # where the last quote() came from: 'stream' or 'rest'
+        self.quote_source: str | None = "rest"  # where the last quote() came from
 
     def __repr__(self) -> str:  # never shows the token
         return f"OandaBroker({self.instrument}, {self.client!r})"
@@ -101,6 +101,10 @@ class OandaBroker:
             lambda: self.client.candles(self.instrument, start=start, count=POLL_COUNT)
         )
         return [c for c in _complete(frame) if c.ts > ts]
+
+    def start(self) -> None:
+        """The trader's start: open the pricing stream when the config asks for one."""
+        self.start_stream()
 
     def start_stream(self) -> None:
         """Open the pricing stream (waits at most the request timeout for its first answer)."""

@@ -1,6 +1,6 @@
-"""The trader's reconciliation with the broker: unknown-outcome orders, stops, restarts.
+"""Bringing the trader's book in line with the broker: unknown-outcome orders, stops, restarts.
 
-A mixin of `micro.live.trader.Trader` (it uses the trader's book, journal, broker and breaker):
+The `Reconciler` owns the pending order and every change the broker makes to the book:
 
 - an order whose outcome is unknown is looked up by its client id before anything else, and
   adopted if found; not found once `order_settle_seconds` have passed means it never was,
@@ -10,6 +10,9 @@ A mixin of `micro.live.trader.Trader` (it uses the trader's book, journal, broke
 - at start-up, the position saved in state.json or known to the journal is adopted (and marked
   over the bars missed while away); one the journal does not know stops trading with a clear
   message; one that closed while away is booked.
+
+It records each closed trade (the risk state, the journal) and each adopted fill, for the trader
+too: the trader sends orders and closes, the reconciler books what the broker did.
 """
 
 from __future__ import annotations
@@ -17,14 +20,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from micro.config import Config
 from micro.errors import UserError
 from micro.live.book import Book, Position
 from micro.live.broker import Broker, BrokerError, BrokerTrade, Candle
+from micro.live.health import BrokerHealth
 from micro.live.journal import Journal
-from micro.live.risk import CircuitBreaker
+from micro.live.risk import RiskGuard
 from micro.volumes import LiveState
 
 log = logging.getLogger("micro.live")
@@ -44,35 +48,69 @@ class PendingOrder:
         return Candle(**self.bar)
 
 
-class Reconciliation:
-    """Bringing the trader's book in line with the broker (mixed into `Trader`)."""
+class Reconciler:
+    """Books what the broker did: fills, stops, unknown orders, trades found at start-up."""
 
-    config: Config
-    broker: Broker
-    book: Book
-    journal: Journal
-    breaker: CircuitBreaker
-    halts: dict[str, str]
-    pending: PendingOrder | None
-    last_bar: Candle | None
-    instrument: str
-    _wall: Callable[[], float]
+    def __init__(
+        self,
+        config: Config,
+        broker: Broker,
+        book: Book,
+        journal: Journal,
+        health: BrokerHealth,
+        risk: RiskGuard,
+        halts: dict[str, str],  # the trader's entry halts: adds "unknown_position"
+        wall: Callable[[], float],  # s UTC
+    ) -> None:
+        self.config = config
+        self.broker = broker
+        self.book = book
+        self.journal = journal
+        self.health = health
+        self.risk = risk
+        self.halts = halts
+        self.wall = wall
+        self.pending: PendingOrder | None = None
+        self.trades = 0  # round trips recorded since start
 
-    if TYPE_CHECKING:  # the trader's own methods this mixin calls
+    # ------------------------------------------------------------ booking
 
-        def _adopt(
-            self, trade: BrokerTrade, bar: Candle, entry_price: float | None, how: str
-        ) -> Position: ...
+    def adopt(
+        self, trade: BrokerTrade, bar: Candle, entry_price: float | None, how: str
+    ) -> Position:
+        """Put a broker trade in the book (entry at `entry_price` mid, else its fill)."""
+        position = self.book.open(
+            trade.side,
+            trade.units,
+            bar,
+            trade.trade_id,
+            trade.client_id,
+            trade.price,
+            entry_price=entry_price if entry_price is not None else trade.price,
+        )
+        self.journal.record(
+            "fill",
+            how=how,
+            trade_id=trade.trade_id,
+            client_id=trade.client_id,
+            side=trade.side,
+            units=trade.units,
+            entry_price=position.entry_price,
+            entry_ts=position.entry_ts,
+            fill_price=trade.price,
+            stop_price=trade.stop_price,
+        )
+        return position
 
-        def _record_trade(self, trade: dict[str, Any], closed_by: str) -> None: ...
+    def record_trade(self, trade: dict[str, Any], closed_by: str) -> None:
+        """A closed round trip: into the risk state and the journal."""
+        self.risk.record_trade(trade["pips"])
+        self.trades += 1
+        self.journal.record("trade", **trade, closed_by=closed_by)
 
-        def _broker_ok(self) -> None: ...
+    # ------------------------------------------------------------ every bar
 
-        def _broker_failed(
-            self, what: str, exc: Exception, outcome_unknown: bool = False
-        ) -> None: ...
-
-    def _resolve_pending(self, bar: Candle) -> None:
+    def resolve_pending(self, bar: Candle) -> None:
         """Look the unknown-outcome order up by client id: adopt it, or decide it never was."""
         pending = self.pending
         if pending is None:
@@ -80,11 +118,11 @@ class Reconciliation:
         try:
             trade = self.broker.trade_by_client_id(pending.client_id)
         except BrokerError as exc:
-            self._broker_failed("lookup", exc)
+            self.health.failed("lookup", exc)
             return
-        self._broker_ok()
+        self.health.ok()
         if trade is None:
-            waited = self._wall() - pending.sent_at
+            waited = self.wall() - pending.sent_at
             settled = waited >= self.broker.order_settle_seconds
             self.journal.record(
                 "reconcile",
@@ -105,24 +143,24 @@ class Reconciliation:
             state=trade.state,
         )
         decision_bar = pending.candle()
-        self._adopt(trade, decision_bar, entry_price=decision_bar.close, how="lookup")
+        self.adopt(trade, decision_bar, entry_price=decision_bar.close, how="lookup")
         if trade.state == "CLOSED":
             self._booked_closed_at_broker(bar, trade)
 
-    def _reconcile(self, bar: Candle) -> bool:
+    def reconcile(self, bar: Candle) -> bool:
         """Bring the book in line with the broker at `bar`; False if the broker did not answer."""
-        if not self.breaker.allow():
+        if not self.health.allow():
             return False
         if self.pending is not None:
-            self._resolve_pending(bar)
+            self.resolve_pending(bar)
         try:
             trades = self.broker.open_trades()
         except BrokerError as exc:
-            self._broker_failed("reconcile", exc)
+            self.health.failed("reconcile", exc)
             if self.book.position is not None:
                 self.book.mark(bar)
             return False
-        self._broker_ok()
+        self.health.ok()
         position = self.book.position
         ours = [t for t in trades if position is not None and t.trade_id == position.trade_id]
         others = [t for t in trades if t not in ours]
@@ -134,7 +172,7 @@ class Reconciliation:
                 if position.client_id:
                     detail = self.broker.trade_by_client_id(position.client_id)
             except BrokerError as exc:
-                self._broker_failed("lookup", exc)
+                self.health.failed("lookup", exc)
             self._booked_closed_at_broker(bar, detail)
         for trade in others:
             self._foreign_trade(trade, bar)
@@ -148,13 +186,13 @@ class Reconciliation:
         self.book.mark(bar, exit_mid)
         fill = detail.close_price if detail is not None else None
         trade = self.book.close(bar, exit_mid, "stop_loss", fill)
-        self._record_trade(trade, (detail.close_reason if detail else None) or "broker")
+        self.record_trade(trade, (detail.close_reason if detail else None) or "broker")
 
     def _foreign_trade(self, trade: BrokerTrade, bar: Candle) -> None:
         """An open trade the book does not hold: adopt it if allowed, else halt entries."""
         known = self.journal.fill_of(trade.trade_id, trade.client_id)
         if self.book.position is None and (known or self.config.live.adopt_unknown_positions):
-            self._adopt(trade, bar, None, how="known" if known else "adopted_unknown")
+            self.adopt(trade, bar, None, how="known" if known else "adopted_unknown")
             return
         reason = (
             f"broker holds trade {trade.trade_id} ({trade.units} units "
@@ -165,12 +203,19 @@ class Reconciliation:
             log.error("%s; entries halted", reason)
         self.halts["unknown_position"] = reason
 
-    def _reconcile_at_start(self, saved: LiveState, history: list[Candle]) -> None:
-        """Adopt what the journal knows, book what closed while away, refuse what it does not."""
+    # ------------------------------------------------------------ start-up
+
+    def at_start(self, saved: LiveState, history: list[Candle]) -> None:
+        """Adopt what the journal knows, book what closed while away, refuse what it does not.
+
+        `saved` is the state written before the restart, `history` the warm-up candles (the
+        last of them is the newest completed bar).
+        """
+        last_bar = history[-1] if history else None
         if saved.pending_order:
             self.pending = PendingOrder(**saved.pending_order)
-            if self.last_bar is not None:
-                self._resolve_pending(self.last_bar)
+            if last_bar is not None:
+                self.resolve_pending(last_bar)
         saved_position = saved.position
         trades = self.broker.open_trades()
         for trade in trades:
@@ -186,17 +231,17 @@ class Reconciliation:
             known = self.journal.fill_of(trade.trade_id, trade.client_id)
             if position is None and known is not None:
                 entry_bar = Candle(int(known["entry_ts"]), 0.0, 0.0, 0.0, known["entry_price"])
-                self._adopt(trade, entry_bar, known["entry_price"], how="journal")
+                self.adopt(trade, entry_bar, known["entry_price"], how="journal")
                 self._mark_since(int(known["entry_ts"]), history)
                 continue
             if position is None and self.config.live.adopt_unknown_positions:
-                bar = self.last_bar or Candle(int(trade.open_time) // 60 * 60, 0, 0, 0, trade.price)
-                self._adopt(trade, bar, None, how="adopted_unknown")
+                bar = last_bar or Candle(int(trade.open_time) // 60 * 60, 0, 0, 0, trade.price)
+                self.adopt(trade, bar, None, how="adopted_unknown")
                 continue
             message = (
-                f"{self.broker.name} holds an open {self.instrument} trade {trade.trade_id} "
-                f"({trade.units} units {'long' if trade.side > 0 else 'short'}) that "
-                "live/journal.jsonl does not know; close it at the broker or set "
+                f"{self.broker.name} holds an open {self.config.data.instrument} trade "
+                f"{trade.trade_id} ({trade.units} units {'long' if trade.side > 0 else 'short'}) "
+                "that live/journal.jsonl does not know; close it at the broker or set "
                 "live.adopt_unknown_positions = true to manage it"
             )
             self.journal.record("risk", event="unknown_position", reason=message)
@@ -206,7 +251,7 @@ class Reconciliation:
             detail = None
             if self.book.position.client_id:
                 detail = self.broker.trade_by_client_id(self.book.position.client_id)
-            bar = self.last_bar or Candle(self.book.position.entry_ts, 0, 0, 0, 0)
+            bar = last_bar or Candle(self.book.position.entry_ts, 0, 0, 0, 0)
             self._booked_closed_at_broker(bar, detail)
             self.journal.record("reconcile", closed_while_away=saved_position["trade_id"])
 

@@ -36,6 +36,7 @@ class SimBroker:
 
     name = "sim"
     order_settle_seconds = 0.0  # the sim answers every order
+    quote_source: str | None = None  # one source: the stored candles
 
     def __init__(
         self,
@@ -175,6 +176,14 @@ class SimBroker:
         return None if trade_id is None else self._trades[trade_id]
 
     def close(self) -> None:
+        return None
+
+    def start(self) -> None:
+        """Nothing runs beside the replay."""
+        return None
+
+    def connection(self) -> dict[str, object] | None:
+        """No price stream."""
         return None
 
     # ------------------------------------------------------------ internals

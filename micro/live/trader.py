@@ -7,7 +7,8 @@ On every completed M1 candle from the broker's bar clock (`micro.live.bars`):
 3. reconcile the book with the broker: an order whose outcome is unknown is looked up by its
    client id before anything else; a position gone at the broker was stopped out; the position
    is marked at the close like the env,
-4. kill switch (`live/KILL`): flatten and halt; a session's last bar (replays): close,
+4. kill switch (`live/KILL`): flatten and halt; a bar the schedule closes on (a replayed
+   session's last): close,
 5. `Agent.act(greedy)` on the same observations the env would give,
 6. risk checks (`micro.live.risk`), then the order: a market order with a stop-loss on fill and
    a client trade id that is persisted before it is sent, so no entry is ever duplicated,
@@ -16,6 +17,11 @@ On every completed M1 candle from the broker's bar clock (`micro.live.bars`):
 Start-up reconciles with the broker and refuses to trade on an open trade it does not know
 (unless `live.adopt_unknown_positions`). `request_stop` (SIGTERM) finishes the current bar,
 leaves the broker-side stop in place, writes the state and returns 0.
+
+The trader is composed of parts with one job each: the bar clock and the schedule (time), the
+feature state, the book, the `Reconciler` (what the broker did), `BrokerHealth` (the circuit
+breaker over the broker's answers), the risk guard, the journal and the state file. Every clock
+read goes through the two injected clocks: `monotonic` (intervals, latency) and `wall` (s UTC).
 """
 
 from __future__ import annotations
@@ -39,21 +45,22 @@ from micro.features.temporal import FeatureState
 from micro.home import Home
 from micro.instruments import instrument as instrument_facts
 from micro.live.bars import BarClock, Schedule
-from micro.live.book import Book, Position
-from micro.live.broker import Broker, BrokerError, BrokerTrade, Candle, OrderOutcomeUnknown, Quote
+from micro.live.book import Book
+from micro.live.broker import Broker, BrokerError, Candle, OrderOutcomeUnknown, Quote
+from micro.live.health import BrokerHealth
 from micro.live.journal import Journal, StateFile
 from micro.live.models import ModelSlot
-from micro.live.reconcile import PendingOrder, Reconciliation
+from micro.live.reconcile import PendingOrder, Reconciler
 from micro.live.risk import CircuitBreaker, RiskGuard, RiskState, price_problem
 from micro.mcts.agent import Observations
 from micro.volumes import Connection, LiveState, journal_path, kill_path, live_state_path
 
 log = logging.getLogger("micro.live")
 
-MAX_WAIT_SECONDS = 60.0
+HEARTBEAT_SECONDS = 5.0  # state.json is rewritten at least this often while no bar comes
 
 
-class Trader(Reconciliation):
+class Trader:
     """Trades one instrument through `broker` with the agent in `models`."""
 
     def __init__(
@@ -73,6 +80,7 @@ class Trader(Reconciliation):
         self.models = models
         self.schedule = schedule or Schedule()
         self.max_bars = max_bars
+        self._monotonic = monotonic
         self._wall = wall
         name = config.data.instrument
         self.instrument = name
@@ -83,17 +91,18 @@ class Trader(Reconciliation):
             config.risk.circuit_breaker_errors, config.risk.circuit_open_seconds, monotonic
         )
         self.risk = RiskGuard(config.risk)
-        self.journal = Journal(journal_path(home))
-        self.state_file = StateFile(live_state_path(home))
+        self.journal = Journal(journal_path(home), wall)
+        self.state_file = StateFile(live_state_path(home), wall)
         self.kill_path: Path = kill_path(home)
-        self.stop_event = threading.Event()
-        self.pending: PendingOrder | None = None
+        self.health = BrokerHealth(self.breaker, self.journal)
         self.halts: dict[str, str] = {}  # name -> reason: no entries while any is set
+        self.reconciler = Reconciler(
+            config, broker, self.book, self.journal, self.health, self.risk, self.halts, wall
+        )
+        self.stop_event = threading.Event()
         self.last_bar: Candle | None = None
         self.bars_done = 0
         self._state_written = 0.0  # monotonic time of the last state.json write
-        self.trades_done = 0
-        self.last_error: str | None = None
         self.market_open = True  # the candle clock is moving
         self.tradeable = True  # the broker's flag at the last decision
         self.killed = False
@@ -116,24 +125,26 @@ class Trader(Reconciliation):
                     reason = "max_bars"
                     break
                 self._check_kill()
-                if not self.breaker.allow():
+                if not self.health.allow():
                     self._wait(self.config.live.poll_seconds)
                     continue
                 try:
                     bars = self.clock.poll()
                 except BrokerError as exc:
-                    self._broker_failed("poll", exc)
-                    self._wait(self._backoff())
+                    self.health.failed("poll", exc)
+                    self._wait(self.health.backoff(self.config.live.poll_seconds))
                     continue
-                self._broker_ok()
+                self.health.ok()
                 if not bars:
                     if self.broker.finished():
                         reason = "replay_finished"
                         break
-                    self._note_market(self.clock.seconds_without_bar() <= self._stall_limit())
-                    if time.monotonic() - self._state_written >= max(
-                        self.config.live.poll_seconds, 5.0
-                    ):
+                    stalled = (
+                        self.clock.seconds_without_bar() > self.config.live.stalled_clock_seconds
+                    )
+                    self._note_market(not stalled)
+                    heartbeat = max(self.config.live.poll_seconds, HEARTBEAT_SECONDS)
+                    if self._monotonic() - self._state_written >= heartbeat:
                         self.write_state()  # a heartbeat while idle (weekends): health stays green
                     self._wait(self.config.live.poll_seconds)
                     continue
@@ -169,16 +180,14 @@ class Trader(Reconciliation):
             self.features.update(candle.ts, candle.open, candle.high, candle.low, candle.close)
         self.last_bar = history[-1] if history else None
         try:
-            self._reconcile_at_start(saved, history)
+            self.reconciler.at_start(saved, history)
         except BrokerError as exc:
             raise UserError(
                 f"{self.broker.name}: cannot reconcile the position at start ({exc}); "
                 "not trading until the broker answers"
             ) from None
-        start_stream = getattr(self.broker, "start_stream", None)  # brokers with a price stream
-        if start_stream is not None:
-            start_stream()
-            self._note_stream()
+        self.broker.start()
+        self._note_stream()
         self.write_state()
 
     def finish(self, reason: str) -> None:
@@ -193,27 +202,27 @@ class Trader(Reconciliation):
 
     def on_bar(self, bar: Candle) -> None:
         """Everything the trader does on one completed candle."""
-        started = time.perf_counter()
+        started = self._monotonic()
         self.features.update(bar.ts, bar.open, bar.high, bar.low, bar.close)
-        feature_seconds = time.perf_counter() - started
+        feature_seconds = self._monotonic() - started
         self.last_bar = bar
         self.bars_done += 1
-        role = self.schedule.role(bar.ts)
-        line: dict[str, Any] = {"bar": _bar_dict(bar), "role": role}
+        plan = self.schedule.plan(bar.ts)
+        line: dict[str, Any] = {"bar": _bar_dict(bar), "role": plan.role}
         event = self.models.maybe_reload()
         if event is not None:
             self.journal.record("reload", **event)
-        reconciled = self._reconcile(bar)
+        reconciled = self.reconciler.reconcile(bar)
         self._note_stream()
         open_pips = self.book.position.unrealised if self.book.position else 0.0
         for name in self.risk.on_bar(bar.close_ts, open_pips):
             self.journal.record("risk", event=name, bar_ts=bar.ts, state=self.risk.state.to_dict())
         if self._check_kill():
             line["decision"] = None
-        elif role == "session_end":
+        elif plan.close is not None:
             if self.book.position is not None:
-                self._close(bar, "session_end")
-        elif role == "decide" and reconciled and self.features.ready:
+                self._close(bar, plan.close)
+        elif plan.decide and reconciled and self.features.ready:
             line.update(self._decide_and_act(bar, feature_seconds))
         self.journal.record("bar", **line, side=self.book.side)
         self.write_state()
@@ -230,7 +239,7 @@ class Trader(Reconciliation):
             self.journal.record("risk", event="tradeable" if tradeable else "not_tradeable")
         if not tradeable:
             return {"decision": None, "idle": "market closed (broker: not tradeable)"}
-        started = time.perf_counter()
+        started = self._monotonic()
         side = self.book.side
         observations = Observations(
             window=self.features.window()[None],  # [1, W, 9]
@@ -241,7 +250,7 @@ class Trader(Reconciliation):
         actions, why = self.models.agent.act(observations, mode="greedy", rng=self._rng)
         action = int(actions[0])
         blocks = self._blocks(action, bar, quote)
-        latency_ms = (time.perf_counter() - started + feature_seconds) * 1000.0
+        latency_ms = (self._monotonic() - started + feature_seconds) * 1000.0
         decision = {
             "decision": ACTION_NAMES[action],
             "rationale": {
@@ -254,9 +263,8 @@ class Trader(Reconciliation):
             },
             "latency_ms": round(latency_ms, 3),
         }
-        source = getattr(self.broker, "quote_source", None)
-        if source is not None:
-            decision["price_source"] = source  # 'stream', or 'rest' while the stream is down
+        if self.broker.quote_source is not None:
+            decision["price_source"] = self.broker.quote_source  # or 'rest' while it is down
         if blocks:
             decision["blocked"] = blocks
             self.journal.record(
@@ -280,13 +288,14 @@ class Trader(Reconciliation):
         problem = price_problem(quote, bar.close_ts, self.config.risk.stale_price_seconds)
         if problem:
             blocks.append(problem)
-        if not self.breaker.allow():
+        if not self.health.allow():
             blocks.append("circuit breaker open")
         if action in (BUY, SELL):
             blocks += self.risk.entry_blocks(bar.close_ts, self.config.live.units)
             blocks += list(self.halts.values())
-            if self.pending is not None:
-                blocks.append(f"order {self.pending.client_id} has an unknown outcome")
+            pending = self.reconciler.pending
+            if pending is not None:
+                blocks.append(f"order {pending.client_id} has an unknown outcome")
             if not self.market_open:
                 blocks.append("market closed (the candle clock stalled)")
         return blocks
@@ -297,7 +306,7 @@ class Trader(Reconciliation):
         """Market order with a stop-loss and a client id; the intent is saved before sending."""
         units = self.config.live.units
         client_id = f"micro-{bar.ts}-{'B' if side > 0 else 'S'}"
-        self.pending = PendingOrder(client_id, side, units, _bar_dict(bar), self._wall())
+        self.reconciler.pending = PendingOrder(client_id, side, units, _bar_dict(bar), self._wall())
         self.write_state()
         stop_pips = self.config.risk.stop_loss_pips
         self.journal.record(
@@ -311,19 +320,19 @@ class Trader(Reconciliation):
         try:
             result = self.broker.market_order(side, units, stop_pips, client_id)
         except OrderOutcomeUnknown as exc:
-            self._broker_failed("order", exc, outcome_unknown=True)
-            self._resolve_pending(bar)  # look it up before anything else
+            self.health.failed("order", exc, outcome_unknown=True)
+            self.reconciler.resolve_pending(bar)  # look it up before anything else
             return
         except BrokerError as exc:
-            self.pending = None  # refused outright: it was not carried out
-            self._broker_failed("order", exc)
+            self.reconciler.pending = None  # refused outright: it was not carried out
+            self.health.failed("order", exc)
             return
-        self._broker_ok()
-        self.pending = None
+        self.health.ok()
+        self.reconciler.pending = None
         if not result.filled or result.trade is None:
             self.journal.record("rejected", client_id=client_id, reason=result.reason)
             return
-        self._adopt(result.trade, bar, entry_price=bar.close, how="fill")
+        self.reconciler.adopt(result.trade, bar, entry_price=bar.close, how="fill")
 
     def _close(self, bar: Candle, reason: str, closed_by: str | None = None) -> None:
         """Close the position at market; booked at this bar's close (the env's exit)."""
@@ -331,50 +340,18 @@ class Trader(Reconciliation):
         if position is None:
             return
         problem = price_problem(self._quote(), bar.close_ts, self.config.risk.stale_price_seconds)
-        if problem is not None or not self.breaker.allow():
+        if problem is not None or not self.health.allow():
             why = problem or "circuit breaker open"
             self.journal.record("risk", event="close_blocked", reason=why, bar_ts=bar.ts)
             return
         try:
             result = self.broker.close_trade(position.trade_id)
         except BrokerError as exc:
-            self._broker_failed("close", exc)
+            self.health.failed("close", exc)
             return
-        self._broker_ok()
+        self.health.ok()
         trade = self.book.close(bar, bar.close, reason, result.price)
-        self._record_trade(trade, closed_by or reason)
-
-    def _record_trade(self, trade: dict[str, Any], closed_by: str) -> None:
-        self.risk.record_trade(trade["pips"])
-        self.trades_done += 1
-        self.journal.record("trade", **trade, closed_by=closed_by)
-
-    def _adopt(
-        self, trade: BrokerTrade, bar: Candle, entry_price: float | None, how: str
-    ) -> Position:
-        """Put a broker trade in the book (entry at `entry_price` mid, else its fill)."""
-        position = self.book.open(
-            trade.side,
-            trade.units,
-            bar,
-            trade.trade_id,
-            trade.client_id,
-            trade.price,
-            entry_price=entry_price if entry_price is not None else trade.price,
-        )
-        self.journal.record(
-            "fill",
-            how=how,
-            trade_id=trade.trade_id,
-            client_id=trade.client_id,
-            side=trade.side,
-            units=trade.units,
-            entry_price=position.entry_price,
-            entry_ts=position.entry_ts,
-            fill_price=trade.price,
-            stop_price=trade.stop_price,
-        )
-        return position
+        self.reconciler.record_trade(trade, closed_by or reason)
 
     # ------------------------------------------------------------ kill switch, health, state
 
@@ -397,46 +374,15 @@ class Trader(Reconciliation):
         return True
 
     def _quote(self) -> Quote | None:
-        if not self.breaker.allow():
+        if not self.health.allow():
             return None
         try:
             quote = self.broker.quote()
         except BrokerError as exc:
-            self._broker_failed("quote", exc)
+            self.health.failed("quote", exc)
             return None
-        self._broker_ok()
+        self.health.ok()
         return quote
-
-    def _broker_ok(self) -> None:
-        before = self.breaker.state
-        self.breaker.record_success()
-        if before != "closed":
-            self.journal.record("risk", event="circuit_closed")
-        self.last_error = None
-
-    def _broker_failed(self, what: str, exc: Exception, outcome_unknown: bool = False) -> None:
-        before = self.breaker.state
-        self.breaker.record_failure()
-        self.last_error = f"{what}: {exc}"
-        self.journal.record(
-            "error",
-            during=what,
-            error=str(exc),
-            outcome_unknown=outcome_unknown,
-            circuit=self.breaker.snapshot(),
-        )
-        log.warning("broker error during %s: %s", what, exc)
-        if before != "open" and self.breaker.state == "open":
-            self.journal.record(
-                "risk", event="circuit_open", errors=self.breaker.consecutive_errors
-            )
-
-    def _backoff(self) -> float:
-        errors = max(self.breaker.consecutive_errors, 1)
-        return min(self.config.live.poll_seconds * 2 ** (errors - 1), MAX_WAIT_SECONDS)
-
-    def _stall_limit(self) -> float:
-        return self.config.live.stalled_clock_seconds
 
     def _note_market(self, is_open: bool, why: str = "the candle clock stalled") -> None:
         if is_open != self.market_open:
@@ -448,14 +394,9 @@ class Trader(Reconciliation):
             )
             self.write_state()
 
-    def _stream_status(self) -> dict[str, Any] | None:
-        """The broker's price-stream state (None: the broker has no stream)."""
-        connection = getattr(self.broker, "connection", None)
-        return connection() if connection is not None else None
-
     def _note_stream(self) -> None:
         """Journal the price stream's state when it changed (connected, reconnecting, ...)."""
-        status = self._stream_status()
+        status = self.broker.connection()
         if status is None:
             return
         seen = self.stream_seen or {}
@@ -478,26 +419,26 @@ class Trader(Reconciliation):
                 broker=self.broker.name,
                 instrument=self.instrument,
                 position=self._position_dict(),
-                pending_order=asdict(self.pending) if self.pending else None,
+                pending_order=asdict(pending) if (pending := self.reconciler.pending) else None,
                 day_pnl_pips=self.risk.state.day_realised_pips + open_pips,
                 risk=self.risk.state.to_dict(),
                 halts=dict(self.halts),
                 killed=self.killed,
                 circuit=self.breaker.snapshot(),
                 connection=Connection(
-                    ok=self.last_error is None,
-                    last_error=self.last_error,
-                    stream=self._stream_status(),
+                    ok=self.health.last_error is None,
+                    last_error=self.health.last_error,
+                    stream=self.broker.connection(),
                 ),
                 market_open=self.market_open and self.tradeable,
                 model=self.models.model.to_dict(),
                 last_bar=_bar_dict(self.last_bar) if self.last_bar else None,
                 bars_processed=self.bars_done,
-                trades=self.trades_done,
-                updated_unix=time.time(),
+                trades=self.reconciler.trades,
+                updated_unix=self._wall(),
             )
         )
-        self._state_written = time.monotonic()
+        self._state_written = self._monotonic()
 
 
 def _bar_dict(bar: Candle) -> dict[str, Any]:

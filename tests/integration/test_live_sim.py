@@ -6,6 +6,7 @@ import json
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,7 @@ def write_best(home: Path, seed: int, episode: int, **model: int) -> dict:
                            learner_step=1)  # fmt: skip
 
 
-def sim_trader(home: Path) -> Trader:
+def sim_trader(home: Path, **clocks: Callable[[], float]) -> Trader:
     config = load_config(home, environ={})
     market = load_market(home / "data" / "market.duckdb", config)
     con = connect(home / "data" / "market.duckdb", read_only=True)
@@ -78,7 +79,7 @@ def sim_trader(home: Path) -> Trader:
     broker = SimBroker(market.instrument, market.pip, 4.0, market.ts, market.open, market.high,
                        market.low, market.close, list(rows))  # fmt: skip
     models = ModelSlot(home / "checkpoints" / "best.pth", config)
-    return Trader(Home(home), config, broker, models, scaling)
+    return Trader(Home(home), config, broker, models, scaling, **clocks)
 
 
 def step(trader: Trader, bars: int) -> None:
@@ -122,6 +123,22 @@ def test_a_new_best_is_loaded_between_bars_and_a_broken_one_is_refused(home: Pat
     bars = [x for x in map(json.loads, (home / "live" / "journal.jsonl").read_text().splitlines())
             if x["kind"] == "bar"]  # fmt: skip
     assert len(bars) == 7 and all(b.get("decision") for b in bars)
+
+
+def test_the_trader_reads_the_time_only_from_the_clocks_it_is_given(home: Path) -> None:
+    torch.set_num_threads(1)
+    wall = 2_000_000_000.25  # 2033-05-18T03:33:20.250+00:00, far from the machine's clock
+    ticks = iter(range(1_000_000))
+    trader = sim_trader(home, wall=lambda: wall, monotonic=lambda: float(next(ticks)))
+    trader.start()
+    step(trader, 3)
+    trader.finish("stopped")
+    journal = [json.loads(x) for x in (home / "live" / "journal.jsonl").read_text().splitlines()]
+    assert {line["time"] for line in journal} == {"2033-05-18T03:33:20.250+00:00"}
+    state = json.loads((home / "live" / "state.json").read_text())
+    assert state["updated_unix"] == wall and state["written_at"] == "2033-05-18T03:33:20+00:00"
+    bars = [line for line in journal if line["kind"] == "bar"]
+    assert len(bars) == 3 and all(b["latency_ms"] >= 1000.0 for b in bars)  # in fake ticks
 
 
 def test_sigterm_finishes_the_bar_writes_the_state_and_exits_0(home: Path) -> None:
