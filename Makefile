@@ -34,6 +34,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check micro tests bench
 	$(BIN)/ruff format --check micro tests bench
+	$(BIN)/python -m mypy
 
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -31,7 +31,7 @@ SECRET_KEYS = frozenset({"account", "token"})
 def _f(default: Any, **constraints: Any) -> Any:
     """A dataclass field with a default and range/choice constraints kept in its metadata."""
     if isinstance(default, dict | list):
-        return field(default_factory=lambda d=default: type(d)(d), metadata=constraints)
+        return field(default_factory=lambda: type(default)(default), metadata=constraints)
     return field(default=default, metadata=constraints)
 
 
@@ -349,7 +349,8 @@ class Config:
 
     def to_dict(self, redact: bool = True) -> dict[str, Any]:
         """The whole tree as plain JSON-able data; secrets replaced by '***' unless redact=False."""
-        return _to_plain(self, redact)
+        plain: dict[str, Any] = _to_plain(self, redact)
+        return plain
 
     def section_hash(self, *sections: str) -> str:
         """sha256 (16 hex) of the named sections: tells whether two configs are compatible."""

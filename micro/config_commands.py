@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from micro.runtime import Context
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     config = sub.add_parser("config", parents=[common], help="show the effective configuration")
     config_sub = config.add_subparsers(dest="config_command", metavar="ACTION")
     config_sub.required = True
@@ -30,7 +33,7 @@ def show_config(ctx: Context) -> int:
     return 0
 
 
-def to_toml(tree: dict, prefix: str = "") -> str:
+def to_toml(tree: dict[str, Any], prefix: str = "") -> str:
     """A small TOML writer for the config tree (tables, scalars, lists)."""
     scalars, tables = [], []
     for key, value in tree.items():

@@ -14,7 +14,7 @@ import dataclasses
 import tomllib
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -69,7 +69,7 @@ def from_plain(
     return typing.cast(T, _build(cls, tree, prefix=""))
 
 
-def _merge(tree: dict, new: Mapping, source: str, from_text: bool) -> None:
+def _merge(tree: dict[str, Any], new: Mapping[str, Any], source: str, from_text: bool) -> None:
     for key, value in new.items():
         if isinstance(value, Mapping):
             node = tree.setdefault(key, {})
@@ -80,7 +80,9 @@ def _merge(tree: dict, new: Mapping, source: str, from_text: bool) -> None:
             tree[key] = _Raw(value, source, from_text)
 
 
-def _set_dotted(tree: dict, dotted: str, value: Any, source: str, from_text: bool = True) -> None:
+def _set_dotted(
+    tree: dict[str, Any], dotted: str, value: Any, source: str, from_text: bool = True
+) -> None:
     parts = dotted.split(".")
     if len(parts) < 2 or not all(parts):
         raise ConfigError(f"{source}: {dotted!r} is not section.key (e.g. mcts.simulations)")
@@ -119,7 +121,7 @@ def _build(cls: type, tree: Mapping[str, Any], prefix: str) -> Any:
         if dataclasses.is_dataclass(hint):
             if isinstance(value, _Raw):
                 raise ConfigError(f"{value.source}: {dotted} is a section, set its keys instead")
-            kwargs[name] = _build(hint, value, prefix=dotted + ".")
+            kwargs[name] = _build(typing.cast(type, hint), value, prefix=dotted + ".")
         elif _origin(hint) is dict:
             kwargs[name] = _coerce_dict(f, hint, value, dotted)
         else:
@@ -134,8 +136,9 @@ def _origin(hint: Any) -> Any:
     return typing.get_origin(hint)
 
 
-def _coerce_dict(f: dataclasses.Field, hint: Any, value: Any, dotted: str) -> dict:
-    base = dict(f.default_factory()) if f.default_factory is not dataclasses.MISSING else {}
+def _coerce_dict(f: dataclasses.Field[Any], hint: Any, value: Any, dotted: str) -> dict[str, Any]:
+    factory = f.default_factory
+    base: dict[str, Any] = dict(factory()) if factory is not dataclasses.MISSING else {}
     _, value_type = typing.get_args(hint)
     if isinstance(value, _Raw):
         raise ConfigError(f"{value.source}: {dotted} is a table; set {dotted}.<NAME>=<value>")
@@ -215,7 +218,7 @@ def _coerce(hint: Any, raw: _Raw, dotted: str) -> Any:
     raise bad()
 
 
-_BOUNDS = (
+_BOUNDS: tuple[tuple[str, str, Callable[[Any, Any], bool]], ...] = (
     ("ge", ">=", lambda v, b: v >= b),
     ("gt", ">", lambda v, b: v > b),
     ("le", "<=", lambda v, b: v <= b),
@@ -223,7 +226,7 @@ _BOUNDS = (
 )
 
 
-def _check_range(f: dataclasses.Field, value: Any, dotted: str) -> None:
+def _check_range(f: dataclasses.Field[Any], value: Any, dotted: str) -> None:
     meta = f.metadata
     values = value if isinstance(value, tuple) else (value,)
     for v in values:

@@ -16,7 +16,7 @@ class Home:
     root: Path
 
     @classmethod
-    def resolve(cls, option: str | os.PathLike | None = None) -> Home:
+    def resolve(cls, option: str | os.PathLike[str] | None = None) -> Home:
         chosen = option or os.environ.get("MICRO_HOME") or os.getcwd()
         return cls(Path(chosen).expanduser().resolve())
 

@@ -56,19 +56,19 @@ def setup_logging(log_file: Path | None, verbose: bool = False, console: bool = 
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     redact = RedactSecrets()
     if console:
-        handler: logging.Handler
+        stream: logging.Handler
         if sys.stderr.isatty():
             from rich.logging import RichHandler
 
-            handler = RichHandler(show_path=False, rich_tracebacks=False, markup=False)
-            handler.setFormatter(logging.Formatter("%(message)s"))
+            stream = RichHandler(show_path=False, rich_tracebacks=False, markup=False)
+            stream.setFormatter(logging.Formatter("%(message)s"))
         else:
-            handler = logging.StreamHandler(sys.stderr)
-            handler.setFormatter(logging.Formatter(LOG_FORMAT))
-        handler.setLevel(logging.DEBUG if verbose else logging.INFO)
-        handler.addFilter(redact)
-        handler._micro = True  # type: ignore[attr-defined]
-        root.addHandler(handler)
+            stream = logging.StreamHandler(sys.stderr)
+            stream.setFormatter(logging.Formatter(LOG_FORMAT))
+        stream.setLevel(logging.DEBUG if verbose else logging.INFO)
+        stream.addFilter(redact)
+        setattr(stream, "_micro", True)  # noqa: B010 (our mark on a handler of rich or logging)
+        root.addHandler(stream)
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         fh = logging.handlers.RotatingFileHandler(

@@ -21,6 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from micro import atomic
 from micro.monitoring.readers import read_json_object
@@ -49,7 +50,9 @@ STOP_GRACE_SECONDS = 30.0
 SUMMARY_EVERY_SECONDS = 15.0
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     up = sub.add_parser(
         "up",
         parents=[common],
@@ -75,10 +78,10 @@ class Service:
     name: str
     args: list[str]
     ready: str | None = None  # a file that must exist before it starts
-    process: subprocess.Popen | None = None
+    process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     restart_at: float = 0.0
-    log_file: object = None
+    log_file: BinaryIO | None = None
     exits: list[int] = field(default_factory=list)
 
     @property
@@ -176,18 +179,18 @@ class Stack:
     def stop(self) -> None:
         """SIGTERM every child, wait for them, kill what is left; no orphans."""
         self.stopping.set()
-        running = [s for s in self.services if s.running]
-        for service in running:
-            log.info("stopping %s (pid %d)", service.name, service.process.pid)
-            service.process.send_signal(signal.SIGTERM)
+        running = [(s, s.process) for s in self.services if s.process and s.process.poll() is None]
+        for service, process in running:
+            log.info("stopping %s (pid %d)", service.name, process.pid)
+            process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
-        for service in running:
+        for service, process in running:
             try:
-                service.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
             except subprocess.TimeoutExpired:
                 log.error("%s did not stop in %.0f s; killing it", service.name, STOP_GRACE_SECONDS)
-                os.killpg(service.process.pid, signal.SIGKILL)
-                service.process.wait(timeout=10)
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
         for service in self.services:
             if service.log_file is not None:
                 service.log_file.close()

@@ -7,7 +7,9 @@ import argparse
 from micro.runtime import Context
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     data = sub.add_parser("data", parents=[common], help="import, download, synthesise, prepare")
     data_sub = data.add_subparsers(dest="data_command", metavar="ACTION")
     data_sub.required = True

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import pandas as pd
@@ -23,6 +24,9 @@ from micro.data import store
 from micro.data.oanda_client import MAX_CANDLES_PER_REQUEST, OandaClient, token_from_env
 from micro.errors import DataError, UserError
 from micro.runtime import Context
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 log = logging.getLogger("micro.data")
 
@@ -149,7 +153,7 @@ def parse_utc(text: str | None, option: str) -> pd.Timestamp | None:
 
 
 def _minute(moment: pd.Timestamp) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M")
+    return str(moment.strftime("%Y-%m-%d %H:%M"))
 
 
 class _StoreWriter:
@@ -200,8 +204,8 @@ class _Progress:
         self.start = start
         self.total_days = (end - start) / pd.Timedelta(days=1)
         self.interactive = sys.stderr.isatty()
-        self._bar = None
-        self._task = None
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
         self._last_log = 0.0
 
     def __enter__(self) -> _Progress:
@@ -226,7 +230,7 @@ class _Progress:
 
     def update(self, cursor: pd.Timestamp, new_bars: int) -> None:
         days = (cursor - self.start) / pd.Timedelta(days=1)
-        if self._bar is not None:
+        if self._bar is not None and self._task is not None:
             self._bar.update(self._task, completed=days, bars=new_bars)
             return
         now = time.monotonic()

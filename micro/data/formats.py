@@ -490,7 +490,7 @@ def _parse_generic_times(stamp: pd.Series, path: Path, lines: pd.Series) -> tupl
     for layout in TIME_LAYOUTS:
         parsed = _try_layout(sample, layout)
         if parsed is not None and parsed.notna().mean() >= 0.9:
-            viable.append(_try_layout(text, layout))  # type: ignore[arg-type]
+            viable.append(_try_layout(text, layout))
             if layout == "ISO8601" or len(viable) == 2:
                 break
     if not viable:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -187,7 +188,13 @@ class _Where:
         self.raw = raw
         self.lines = raw.frame["line"].to_numpy()
 
-    def fail_if(self, bad: np.ndarray, what: str, fix: str, detail=None) -> None:
+    def fail_if(
+        self,
+        bad: np.ndarray,
+        what: str,
+        fix: str,
+        detail: Callable[[int], str] | None = None,
+    ) -> None:
         if not bad.any():
             return
         first = int(np.argmax(bad))

@@ -35,11 +35,11 @@ def store_report(store_path: Path, config: Config) -> dict[str, Any]:
         fingerprint = candles_fingerprint(con, name)
         ts = np.empty(0, dtype=np.int64)
         if fingerprint["bars"]:
-            ts = con.execute(
+            column = con.execute(
                 "SELECT epoch_us(ts) // 1000000 FROM candles WHERE instrument = ? ORDER BY ts",
                 [name],
             ).fetchnumpy()
-            ts = np.asarray(next(iter(ts.values())), dtype=np.int64)
+            ts = np.asarray(next(iter(column.values())), dtype=np.int64)
         prepared = get_meta(con, "feature_version") is not None
         reason = staleness(con, config, fingerprint) if fingerprint["bars"] else "no candles"
         sessions = dict.fromkeys(SPLITS, 0)

@@ -15,7 +15,7 @@ import numpy as np
 from micro.config import Config
 from micro.data.sessions import SPLITS
 from micro.data.stamp import staleness
-from micro.data.store import connect
+from micro.data.store import connect, one_row
 from micro.errors import DataError
 from micro.features import FEATURE_NAMES
 from micro.instruments import instrument as instrument_facts
@@ -56,7 +56,8 @@ class Market:
         Every row must be at least window − 1 (all session rows are); this is a plain gather.
         """
         rows = np.asarray(rows, dtype=np.int64)
-        return self.features[rows[..., None] + self._offsets]
+        gathered: np.ndarray = self.features[rows[..., None] + self._offsets]
+        return gathered
 
 
 def load_market(store_path: Path, config: Config) -> Market:
@@ -83,9 +84,7 @@ def load_market(store_path: Path, config: Config) -> Market:
             "SELECT split, start_row FROM sessions WHERE instrument = ? ORDER BY start_row",
             [name],
         ).fetchnumpy()
-        stored_bars = con.execute(
-            "SELECT count(*) FROM candles WHERE instrument = ?", [name]
-        ).fetchone()[0]
+        stored_bars = one_row(con, "SELECT count(*) FROM candles WHERE instrument = ?", [name])[0]
     finally:
         con.close()
     if len(arrays["ts"]) != stored_bars:

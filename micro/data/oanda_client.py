@@ -99,7 +99,7 @@ def rfc3339(moment: pd.Timestamp | dt.datetime) -> str:
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
     return (
-        stamp.strftime("%Y-%m-%dT%H:%M:%S.")
+        str(stamp.strftime("%Y-%m-%dT%H:%M:%S."))
         + f"{stamp.microsecond:06d}"
         + (f"{stamp.nanosecond:03d}Z")
     )
@@ -245,7 +245,8 @@ class OandaClient:
     def account_summary(self, account: str) -> dict[str, Any]:
         """GET /v3/accounts/{account}/summary: the `account` object (balance, NAV, …)."""
         answer = self.request(accounts_endpoints.AccountSummary(accountID=account))
-        return answer["account"]
+        summary: dict[str, Any] = answer["account"]
+        return summary
 
     def account_instruments(
         self, account: str, names: list[str] | None = None
@@ -253,7 +254,8 @@ class OandaClient:
         """GET /v3/accounts/{account}/instruments: tradeable instruments (all, or `names`)."""
         params = {"instruments": ",".join(names)} if names else None
         endpoint = accounts_endpoints.AccountInstruments(accountID=account, params=params)
-        return self.request(endpoint)["instruments"]
+        found: list[dict[str, Any]] = self.request(endpoint)["instruments"]
+        return found
 
     def _remember_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         self._last.headers = dict(response.headers)

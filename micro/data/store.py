@@ -74,6 +74,16 @@ class CandleWrite:
     replaced: int = 0
 
 
+def one_row(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
+) -> tuple[Any, ...]:
+    """The first row of a query that always has one (an aggregate, or a LIMIT 1 of a match)."""
+    row = con.execute(sql, params or []).fetchone()
+    if row is None:
+        raise DataError(f"the store answered no row to {sql.split()[0]} …; is it corrupt?")
+    return row
+
+
 def write_candles(
     con: duckdb.DuckDBPyConnection,
     instrument: str,
@@ -103,12 +113,12 @@ def write_candles(
             """,
             [instrument],
         )
-        n_conflicts = con.execute("SELECT count(*) FROM conflicts").fetchone()[0]
+        n_conflicts = int(one_row(con, "SELECT count(*) FROM conflicts")[0])
         if n_conflicts:
             if not replace:
-                first = con.execute(
-                    "SELECT ts, stored_close, new_close FROM conflicts ORDER BY ts LIMIT 1"
-                ).fetchone()
+                first = one_row(
+                    con, "SELECT ts, stored_close, new_close FROM conflicts ORDER BY ts LIMIT 1"
+                )
                 ts = pd.Timestamp(first[0]).strftime("%Y-%m-%d %H:%M")
                 raise DataError(
                     f"{n_conflicts} bar(s) conflict with bars already stored for {instrument}, "
@@ -145,9 +155,7 @@ def write_candles(
 
 
 def _count(con: duckdb.DuckDBPyConnection, instrument: str) -> int:
-    return con.execute(
-        "SELECT count(*) FROM candles WHERE instrument = ?", [instrument]
-    ).fetchone()[0]
+    return int(one_row(con, "SELECT count(*) FROM candles WHERE instrument = ?", [instrument])[0])
 
 
 def read_candles(

@@ -58,8 +58,9 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from micro.data.sessions import FRIDAY_CLOSE_REF, WEEK_SECONDS
+from micro.data.sessions import FRIDAY_CLOSE_REF
 from micro.errors import UserError
+from micro.features.temporal import WEEK_SECONDS
 from micro.instruments import instrument as instrument_facts
 from micro.runtime import Context
 
@@ -344,13 +345,20 @@ def run_synth(ctx: Context) -> int:
         raise UserError(f"--days {days}: expected at least 1 calendar day")
     if seed < 0:
         raise UserError(f"--seed {seed}: expected a non-negative integer")
-    knobs = {
-        "drift_pips": getattr(args, "drift_pips", None),
-        "regime_bars": getattr(args, "regime_bars", None),
-        "noise_scale": 1.0 if getattr(args, "noise_scale", None) is None else args.noise_scale,
-    }
-    drift, bars, scale = regime_knobs(regime, **knobs)
-    frame = synthesize(name, days, seed, regime, start, **knobs)
+    drift_pips: float | None = getattr(args, "drift_pips", None)
+    regime_bars: float | None = getattr(args, "regime_bars", None)
+    noise_scale = 1.0 if getattr(args, "noise_scale", None) is None else float(args.noise_scale)
+    drift, bars, scale = regime_knobs(regime, drift_pips, regime_bars, noise_scale)
+    frame = synthesize(
+        name,
+        days,
+        seed,
+        regime,
+        start,
+        drift_pips=drift_pips,
+        regime_bars=regime_bars,
+        noise_scale=noise_scale,
+    )
     con = connect(ctx.home.store)
     try:
         result = write_candles(con, name, frame, replace=getattr(args, "replace", False))

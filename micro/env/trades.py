@@ -90,7 +90,7 @@ def trade_dicts(trades: np.ndarray) -> list[dict[str, Any]]:
     """The trades as JSON-able dicts (plain ints/floats; exit_reason also by name)."""
     rows = []
     for record in trades:
-        row = {name: record[name].item() for name in TRADE_DTYPE.names}
+        row = {name: record[name].item() for name in TRADE_DTYPE.names or ()}
         row["exit_reason_name"] = EXIT_REASON_NAMES[row["exit_reason"]]
         rows.append(row)
     return rows

@@ -123,7 +123,7 @@ class Book:
         p = self.position
         if p is None:
             return np.zeros(NUM_STATIC, dtype=np.float32)
-        return static_features(
+        features: np.ndarray = static_features(
             np.array([p.side], dtype=np.int8),
             np.array([p.unrealised]),
             np.array([p.bars], dtype=np.int64),
@@ -131,6 +131,7 @@ class Book:
             np.array([p.max_drawdown]),
             np.array([p.accumulated]),
         )[0]
+        return features
 
     def open_pips(self, price: float) -> float:
         """Unrealised pips (net of entry costs) if the position were marked at `price`."""

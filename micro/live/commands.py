@@ -24,7 +24,9 @@ from micro.runtime import Context
 log = logging.getLogger("micro.live")
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     live = sub.add_parser(
         "live",
         parents=[common],

@@ -58,4 +58,4 @@ class BrokerHealth:
     def backoff(self, poll_seconds: float) -> float:
         """Seconds to wait after a failed poll: doubling with each error in a row, capped."""
         errors = max(self.breaker.consecutive_errors, 1)
-        return min(poll_seconds * 2 ** (errors - 1), MAX_WAIT_SECONDS)
+        return min(poll_seconds * 2.0 ** (errors - 1), MAX_WAIT_SECONDS)

@@ -41,7 +41,7 @@ class Journal:
         """Every readable line (of `kind`), oldest first; a torn last line is skipped."""
         if not self.path.is_file():
             return []
-        out = []
+        out: list[dict[str, Any]] = []
         with open(self.path, encoding="utf-8") as fh:
             for text in fh:
                 try:
@@ -54,7 +54,7 @@ class Journal:
 
     def fill_of(self, trade_id: str | None, client_id: str | None) -> dict[str, Any] | None:
         """The journal's `fill` line of the trade with this id or client id, if it has one."""
-        for line in reversed(self.lines("fill")):
+        for line in self.lines("fill")[::-1]:  # the newest first
             if (trade_id and line.get("trade_id") == trade_id) or (
                 client_id and line.get("client_id") == client_id
             ):

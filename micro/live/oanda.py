@@ -13,7 +13,7 @@ leaves a decision without a fresh price. The token stays inside the sessions' he
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 from oandapyV20.endpoints import orders as order_endpoints
@@ -48,7 +48,7 @@ def parse_time(text: str) -> float:
         stamp = pd.Timestamp(text)
     if stamp.tzinfo is not None:
         stamp = stamp.tz_convert("UTC").tz_localize(None)
-    return stamp.value / 1e9
+    return float(stamp.value / 1e9)
 
 
 class OandaBroker:
@@ -251,7 +251,7 @@ def _trade(data: dict[str, Any]) -> BrokerTrade:
     """A v20 Trade object as a BrokerTrade."""
     initial = float(data.get("initialUnits", data.get("currentUnits", 0)))
     stop = data.get("stopLossOrder") or {}
-    state = "OPEN" if data.get("state", "OPEN") == "OPEN" else "CLOSED"
+    state: Literal["OPEN", "CLOSED"] = "OPEN" if data.get("state", "OPEN") == "OPEN" else "CLOSED"
     close_reason = None
     if state == "CLOSED":
         close_reason = "stop_loss" if stop.get("state") == "FILLED" else "external"

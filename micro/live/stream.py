@@ -200,7 +200,8 @@ class PriceStream:
             self._quote = None  # until this connection's first PRICE: REST
             self._last_line = self._monotonic()
         self._first_attempt.set()
-        for raw in response.iter_lines(chunk_size=None):
+        # chunk_size None: hand each line over as soon as it arrives (requests' stubs want an int)
+        for raw in response.iter_lines(chunk_size=None):  # type: ignore[call-overload]
             if self._stop.is_set():
                 return
             if not raw:

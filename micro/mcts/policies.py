@@ -323,12 +323,14 @@ def dirichlet_noise(rng: np.random.Generator, legal: np.ndarray, alpha: float) -
     total = draws.sum(axis=1, keepdims=True)
     uniform = legal / legal.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, draws / total, uniform)
+        noise: np.ndarray = np.where(total > 0, draws / total, uniform)
+    return noise
 
 
 def gumbel_noise(rng: np.random.Generator, batch: int, scale: float) -> np.ndarray:
     """[B, 4] Gumbel(0, 1) draws times `scale` for the root's top-k selection."""
-    return scale * rng.gumbel(size=(batch, NUM_ACTIONS))
+    draws: np.ndarray = scale * rng.gumbel(size=(batch, NUM_ACTIONS))
+    return draws
 
 
 def sample_from_visits(
@@ -343,8 +345,9 @@ def sample_from_visits(
     logits -= logits.max(axis=1, keepdims=True)
     probs = np.exp(logits)
     cumulative = np.cumsum(probs / probs.sum(axis=1, keepdims=True), axis=1)
-    u = rng.random(counts.shape[0])[:, None]
+    u = np.asarray(rng.random(counts.shape[0]))[:, None]
     actions = (cumulative <= u).sum(axis=1)
     # Rounding at the top of the cumulative sum must never land on an unvisited action.
     last_visited = NUM_ACTIONS - 1 - np.argmax(counts[:, ::-1] > 0, axis=1)
-    return np.minimum(actions, last_visited).astype(np.int64)
+    chosen: np.ndarray = np.minimum(actions, last_visited).astype(np.int64)
+    return chosen

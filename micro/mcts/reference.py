@@ -182,21 +182,21 @@ def _simulate(
         path.append(afterstate)
         outcome = _select_outcome(afterstate)
         if outcome not in afterstate.children:
-            out = model.recurrent_inference(
+            step = model.recurrent_inference(
                 afterstate.afterstate, _index(outcome, afterstate.afterstate)
             )
             new_side = int(next_side(node.side, action))
-            child = DecisionNode(
-                state=out.state,
+            decision = DecisionNode(
+                state=step.state,
                 side=new_side,
                 legal=[bool(is_legal(new_side, a)) for a in range(NUM_ACTIONS)],
-                logits=[float(x) for x in out.policy_logits[0]],
-                raw_value=float(out.value[0]),
-                reward=float(out.reward[0]),
+                logits=[float(x) for x in step.policy_logits[0]],
+                raw_value=float(step.value[0]),
+                reward=float(step.reward[0]),
             )
-            afterstate.children[outcome] = child
-            path.append(child)
-            _backup(path, child.raw_value, config.discount)
+            afterstate.children[outcome] = decision
+            path.append(decision)
+            _backup(path, decision.raw_value, config.discount)
             return
         node = afterstate.children[outcome]
         path.append(node)

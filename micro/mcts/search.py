@@ -196,17 +196,17 @@ def run_simulations(
             if envs.size:
                 at = _index_tensors(device, envs, leaf_parent, leaf_edge, leaf_index)
                 assert hidden.afterstates is not None  # a decision leaf hangs off an afterstate
-                out = model.recurrent_inference(hidden.afterstates[at.envs, at.parent], at.edge)
-                hidden.states[at.envs, at.index] = out.state
+                step = model.recurrent_inference(hidden.afterstates[at.envs, at.parent], at.edge)
+                hidden.states[at.envs, at.index] = step.state
                 expand_decisions(
                     tree,
                     envs,
                     leaf_parent,
                     leaf_edge,
                     leaf_index,
-                    to_numpy(out.reward),
-                    to_numpy(out.policy_logits),
-                    to_numpy(out.value),
+                    to_numpy(step.reward),
+                    to_numpy(step.policy_logits),
+                    to_numpy(step.value),
                     config.discount,
                 )
     return tree, hidden
@@ -258,7 +258,8 @@ def network_prior(logits: np.ndarray, legal: np.ndarray) -> np.ndarray:
     masked = np.where(legal, logits, -np.inf)
     masked = masked - masked.max(axis=1, keepdims=True)
     weights = np.exp(masked)
-    return weights / weights.sum(axis=1, keepdims=True)
+    prior: np.ndarray = weights / weights.sum(axis=1, keepdims=True)
+    return prior
 
 
 def root_legal(legal: np.ndarray, side: np.ndarray) -> np.ndarray:

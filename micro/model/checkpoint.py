@@ -136,9 +136,9 @@ def load_checkpoint(
     try:
         net.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:
-        reason = str(exc).splitlines()[1:2] or [str(exc)]
+        lines = str(exc).splitlines()[1:2] or [str(exc)]
         raise CheckpointError(
-            f"{path}: its weights do not fit this version's network ({reason[0].strip()[:200]}): "
+            f"{path}: its weights do not fit this version's network ({lines[0].strip()[:200]}): "
             "it is corrupt or from another micro version; use another checkpoint or retrain"
         ) from None
     net.to(map_location).eval()
@@ -190,9 +190,10 @@ def _read_verified(path: Path) -> tuple[bytes, dict[str, Any] | None]:
             return blob, sidecar
         if attempt + 1 < SHA_RETRIES:
             time.sleep(SHA_RETRY_SECONDS)  # a writer may be between replacing .pth and sidecar
+    size = sidecar.get("size_bytes", "?") if sidecar is not None else "?"
     raise CheckpointError(
         f"{path}: sha256 does not match {sidecar_path(path).name} ({len(blob)} bytes, sidecar "
-        f"says {sidecar.get('size_bytes', '?')}): the file is truncated or corrupt; "
+        f"says {size}): the file is truncated or corrupt; "
         "use another checkpoint"
     )
 

@@ -20,7 +20,7 @@ test holds it equal to.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -130,6 +130,8 @@ def _plan_positions(
 class Representation(nn.Module):
     """s = h(window [B, W, 9], static [B, 6]) -> [B, H]: causal TCN + static MLP, min-max scaled."""
 
+    _window_rows: torch.Tensor  # [P_0] int64 window rows the first layer reads (a buffer)
+
     def __init__(self, cfg: ModelConfig, window: int, n_features: int, n_static: int) -> None:
         super().__init__()
         channels = cfg.tcn_channels
@@ -156,7 +158,14 @@ class Representation(nn.Module):
     @property
     def receptive_field(self) -> int:
         """Bars the last time step's output depends on: 1 + (k−1)·Σ dilations."""
-        return 1 + sum((c.kernel - 1) * c.dilation for c in self.convs)
+        return 1 + sum((c.kernel - 1) * c.dilation for c, _ in self._layers())
+
+    def _layers(self) -> list[tuple[CausalConv, nn.LayerNorm]]:
+        """Each TCN layer's convolution and its norm (the module lists, typed)."""
+        return [
+            (cast(CausalConv, conv), cast(nn.LayerNorm, norm))
+            for conv, norm in zip(self.convs, self.norms, strict=True)
+        ]
 
     def _finish(self, last: torch.Tensor, static: torch.Tensor) -> torch.Tensor:
         """TCN output at the last bar [B, C] + static [B, 6] -> scaled state [B, H]."""
@@ -174,7 +183,7 @@ class Representation(nn.Module):
             (self.input_projection.weight.t(), self.input_projection.bias.unsqueeze(0))
         )  # [10, C]
         x = bars
-        for i, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
+        for i, (conv, norm) in enumerate(self._layers()):
             taps: torch.Tensor = getattr(self, f"_taps{i}")  # [P_out, k]
             centre: torch.Tensor = getattr(self, f"_centre{i}")  # [P_out]
             if i > 0 and self._padded[i]:
@@ -196,7 +205,7 @@ class Representation(nn.Module):
     def forward_full(self, window: torch.Tensor, static: torch.Tensor) -> torch.Tensor:
         """Plain reference: the full causal forward over every bar, output read at the last."""
         x = self.input_projection(window).transpose(1, 2)  # [B, C, W]
-        for conv, norm in zip(self.convs, self.norms, strict=True):
+        for conv, norm in self._layers():
             pad = (conv.kernel - 1) * conv.dilation
             y = F.conv1d(
                 F.pad(x, (pad, 0)), conv.conv1d_weight(), conv.bias, dilation=conv.dilation
@@ -273,7 +282,8 @@ class StochasticMuZeroNet(nn.Module):
     def represent(self, window: torch.Tensor, static: torch.Tensor) -> torch.Tensor:
         """window [B, W, 9], static [B, 6] float32 -> s [B, H] in [0, 1]."""
         self._check_window(window)
-        return self.representation(window, static)
+        state: torch.Tensor = self.representation(window, static)
+        return state
 
     def represent_full(self, window: torch.Tensor, static: torch.Tensor) -> torch.Tensor:
         """Same as `represent` by the plain full causal TCN forward (the reference; slower)."""

@@ -33,14 +33,16 @@ def h_inverse(y: torch.Tensor) -> torch.Tensor:
 
 def h_numpy(x: np.ndarray) -> np.ndarray:
     """h on numpy arrays (for targets built outside torch)."""
-    return np.sign(x) * (np.sqrt(np.abs(x) + 1.0) - 1.0) + EPSILON * x
+    out: np.ndarray = np.sign(x) * (np.sqrt(np.abs(x) + 1.0) - 1.0) + EPSILON * x
+    return out
 
 
 def h_inverse_numpy(y: np.ndarray) -> np.ndarray:
     """h⁻¹ on numpy arrays."""
     c = np.abs(y) + (1.0 + EPSILON)
     t = 2.0 * c / (np.sqrt(1.0 + 4.0 * EPSILON * c) + 1.0)
-    return np.sign(y) * ((t - 1.0) * (t + 1.0))
+    out: np.ndarray = np.sign(y) * ((t - 1.0) * (t + 1.0))
+    return out
 
 
 class Support:

@@ -13,7 +13,9 @@ from micro.runtime import Context
 from micro.volumes import SERVICES
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     """Add `dash` and `health` to the `micro` command."""
     dash = sub.add_parser(
         "dash",

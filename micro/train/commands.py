@@ -7,7 +7,9 @@ import argparse
 from micro.runtime import Context
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     train = sub.add_parser(
         "train",
         parents=[common],

@@ -33,9 +33,9 @@ class EpisodeStats:
     """Rolling statistics of finished self-play episodes."""
 
     window: int = 200
-    pips: deque = field(default_factory=lambda: deque(maxlen=200))
-    trades: deque = field(default_factory=lambda: deque(maxlen=200))
-    wins: deque = field(default_factory=lambda: deque(maxlen=200))
+    pips: deque[float] = field(default_factory=lambda: deque(maxlen=200))
+    trades: deque[int] = field(default_factory=lambda: deque(maxlen=200))
+    wins: deque[int] = field(default_factory=lambda: deque(maxlen=200))
     actions: np.ndarray = field(default_factory=lambda: np.zeros(len(ACTION_NAMES), np.int64))
 
     def add(self, pips: float, trades: int, wins: int, action_counts: np.ndarray) -> None:

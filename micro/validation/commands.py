@@ -10,7 +10,9 @@ from micro.runtime import Context
 SPLIT_CHOICES = ("validation", "test")
 
 
-def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+def register(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
     validate = sub.add_parser(
         "validate",
         parents=[common],

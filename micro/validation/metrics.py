@@ -54,7 +54,9 @@ def max_drawdown_pips(pips: np.ndarray) -> float:
     return float(np.max(peak - equity))
 
 
-def sampled_curve(equity: np.ndarray, points: int = EQUITY_SAMPLE_POINTS) -> dict[str, list]:
+def sampled_curve(
+    equity: np.ndarray, points: int = EQUITY_SAMPLE_POINTS
+) -> dict[str, list[int] | list[float]]:
     """At most ~`points` (trade number, cumulative pips) pairs that keep every bucket's min & max.
 
     The curve is cut into points/2 buckets of consecutive trades; each keeps its lowest and its

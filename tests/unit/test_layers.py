@@ -67,7 +67,8 @@ def test_instruments_lie_below_data_and_features() -> None:
 
 
 def test_the_files_contract_depends_on_plumbing_only() -> None:
-    assert GRAPH["micro.volumes"] <= {"micro.config", "micro.errors", "micro.home"}
+    plumbing = {"micro.config", "micro.errors", "micro.home", "micro.records"}
+    assert GRAPH["micro.volumes"] <= plumbing and GRAPH["micro.records"] <= {"micro.errors"}
 
 
 def test_readers_of_the_store_never_import_its_writer() -> None:
