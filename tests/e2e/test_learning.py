@@ -1,16 +1,15 @@
-"""Learning, tested honestly: short seeded runs through the real CLI, judged on unseen sessions.
+"""Learning, tested honestly: short seeded runs of the default config through the real CLI.
 
-A small network (the knobs that decide learning keep their defaults; only sizes and the
-exploration schedule are shortened to fit a test) trains on synthetic data:
-- `trend` has planted, persistent drift: the trained agent must beat random-entry traders with
-  the same number of trades, holding times and sides on validation sessions it never trained
-  on, by expectancy after the 4-pip spread;
-- `random` is a martingale: nothing beats the spread, so the agent must end up trading less
-  often than it did at the start.
-
-Measured on this 2-core machine: with these settings self-play turns profitable after about
-3,300-3,500 episodes (two seeds), so 5,000 leaves margin; greedy validation then trades
-40-200 times at +5 to +26 pips per trade, above every random-entry trader.
+The learning knobs and the network keep their defaults (only the reporting intervals are
+shortened); the budget is episodes, not minutes, so a slower machine trains the same amount
+(the replay-ratio gate keeps learner steps per episode fixed). The markets are variants the
+defaults were never tuned on (bench/learning.py tunes on its own seeds and variants):
+- a trend whose drift is weaker and whose regimes are longer than the `trend` default, in more
+  noise: the trained agent must time its entries, i.e. beat random-entry traders with the same
+  trades and holding times both with its own side mix and with a fair coin for the side, after
+  the 4-pip spread, on validation sessions it never trained on;
+- a random walk: nothing beats the spread, so the agent must end up trading less often than it
+  did at the start.
 """
 
 from __future__ import annotations
@@ -22,52 +21,50 @@ import pytest
 
 from tests.conftest import run_micro
 
-SMALL = """
-[model]
-tcn_channels = 32
-hidden = 64
-mlp_hidden = 64
-static_hidden = 16
-[mcts]
-simulations = 4
+REPORTING = """
 [train]
 seed = 11
-envs_per_actor = 32
-batch_size = 128
-learning_rate = 0.002
-temperature_decay_episodes = 300
 latest_every_seconds = 10
 report_every_seconds = 2
 """
+# Not a market bench/learning.py tunes on: weaker drift, longer regimes, more noise, seed 5.
+UNSEEN_TREND = ("--drift-pips", "0.45", "--regime-bars", "90", "--noise-scale", "1.5")
 
 
-def train(home: Path, regime: str, episodes: int) -> None:
-    synth = run_micro(home, "data", "synth", "--days", "60", "--seed", "5", "--regime", regime)
+def train(home: Path, regime: str, episodes: int, *knobs: str) -> None:
+    synth = run_micro(
+        home, "data", "synth", "--days", "60", "--seed", "5", "--regime", regime, *knobs
+    )
     assert synth.returncode == 0, synth.stderr
     assert run_micro(home, "data", "prepare").returncode == 0
-    (home / "micro.toml").write_text(SMALL)
-    result = run_micro(home, "train", "--max-episodes", str(episodes), timeout=900)
+    (home / "micro.toml").write_text(REPORTING)
+    result = run_micro(home, "train", "--max-episodes", str(episodes), timeout=1500)
     assert result.returncode == 0, result.stderr[-3000:]
 
 
 @pytest.mark.slow
-def test_trained_agent_beats_random_entry_on_unseen_trend_sessions(home: Path) -> None:
-    train(home, "trend", episodes=5000)
+def test_trained_agent_times_its_entries_on_unseen_sessions_of_an_unseen_trend(
+    home: Path,
+) -> None:
+    train(home, "trend", 3000, *UNSEEN_TREND)
     result = run_micro(home, "validate", "checkpoints/latest.pth", timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(next((home / "validation").glob("validation_ep*.json")).read_text())
     metrics = report["metrics"]
-    random_entry = report["baselines"]["random_entry"]
+    matched = report["baselines"]["random_entry"]
+    fair_coin = report["baselines"]["random_entry_fair_coin"]
     assert report["split"] == "validation"
-    assert metrics["trades"] >= 10
+    assert metrics["trades"] >= 20
     assert metrics["expectancy_pips"] > 0  # per trade, after the 4-pip spread
-    assert metrics["expectancy_pips"] > random_entry["expectancy_pips"]["p50"]
-    assert random_entry["agent_percentile"] >= 75
+    assert matched["agent_percentile"] >= 90  # timing, not only holding times
+    assert fair_coin["agent_percentile"] >= 90  # and not a side bet
+    actions = report["evaluation"]["actions"]
+    assert actions["BUY"] > 0 and actions["SELL"] > 0
 
 
 @pytest.mark.slow
 def test_on_a_random_walk_the_agent_learns_to_trade_less(home: Path) -> None:
-    train(home, "random", episodes=1000)
+    train(home, "random", 1000)
     lines = (home / "monitoring" / "trainer" / "metrics.jsonl").read_text().splitlines()
     trades = [json.loads(line).get("episode/trades") for line in lines]
     trades = [t for t in trades if t is not None]
