@@ -37,6 +37,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from micro.errors import DataError  # noqa: E402  (this checkout's micro, not an installed one)
+
 # name -> synth arguments. Seeds 101-399 are the judge's own: tests never use them.
 SUITE: dict[str, dict[str, Any]] = {
     "trend": {"regime": "trend", "seed": 101},
@@ -370,7 +372,7 @@ def main() -> None:
     for name, (spec, prepare) in markets.items():
         try:
             results[name] = run_market(name, spec, root, args, prepare)
-        except MarketFailed as exc:
+        except (MarketFailed, DataError) as exc:
             if spec["regime"] != "real":
                 raise SystemExit(f"bench/learning.py: {exc}") from None
             # A real file too short for three splits is an answer too: say so and go on.
