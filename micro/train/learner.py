@@ -8,7 +8,7 @@ the actions actually taken and the true chance outcomes (known labels, so no VQ 
       if k < K:      as_k = φ(s_k, a_k); (σ_k, Q_k) = ψ(as_k)   σ CE vs c_k, Q CE vs z_k
                      (s_{k+1}, r_k) = g(as_k, c_k)        reward CE vs r_k
 
-The afterstate's Q target is the same n-step value target z_k as its state (DESIGN.md). The
+The afterstate's Q target is the same n-step value target z_k as its state. The
 gradient into each next hidden state is halved (MuZero's scaling), and every term is averaged
 over the unroll so K does not change the loss scale.
 """

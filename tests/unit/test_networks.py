@@ -23,6 +23,9 @@ def _net(cfg: ModelConfig = SMALL, window: int = 32, seed: int = 0) -> Stochasti
     return StochasticMuZeroNet(cfg, window)
 
 
+H = ModelConfig().hidden  # the default hidden size (128)
+
+
 @pytest.fixture(scope="module")
 def default_net() -> StochasticMuZeroNet:
     return _net(ModelConfig())
@@ -32,15 +35,15 @@ def test_raw_calls_return_logits_of_the_configured_sizes(default_net: Stochastic
     net = default_net
     window, static = _inputs()
     state = net.represent(window, static)
-    assert state.shape == (B, 256) and state.dtype == torch.float32
+    assert state.shape == (B, H) and state.dtype == torch.float32
     policy_logits, value_logits = net.predict(state)
     assert policy_logits.shape == (B, 4) and value_logits.shape == (B, 33)
     afterstate = net.afterstate(state, torch.arange(B) % 4)
-    assert afterstate.shape == (B, 256) and afterstate.dtype == torch.float32
+    assert afterstate.shape == (B, H) and afterstate.dtype == torch.float32
     chance_logits, q_logits = net.afterstate_predict(afterstate)
     assert chance_logits.shape == (B, 3) and q_logits.shape == (B, 33)
     next_state, reward_logits = net.dynamics(afterstate, torch.arange(B) % 3)
-    assert next_state.shape == (B, 256) and reward_logits.shape == (B, 17)
+    assert next_state.shape == (B, H) and reward_logits.shape == (B, 17)
     for t in (policy_logits, value_logits, chance_logits, q_logits, reward_logits, next_state):
         assert t.dtype == torch.float32
 
@@ -52,17 +55,17 @@ def test_inference_calls_return_the_protocol_outputs_in_float32(
     window, static = _inputs()
     initial = net.initial_inference(window, static)
     assert isinstance(initial, InitialOutput)
-    assert initial.state.shape == (B, 256)
+    assert initial.state.shape == (B, H)
     assert initial.policy_logits.shape == (B, 4)
     assert initial.value.shape == (B,)
     after = net.afterstate_inference(initial.state, torch.arange(B) % 4)
     assert isinstance(after, AfterstateOutput)
-    assert after.afterstate.shape == (B, 256)
+    assert after.afterstate.shape == (B, H)
     assert after.chance_probs.shape == (B, 3)
     assert after.q.shape == (B,)
     recurrent = net.recurrent_inference(after.afterstate, torch.arange(B) % 3)
     assert isinstance(recurrent, RecurrentOutput)
-    assert recurrent.state.shape == (B, 256)
+    assert recurrent.state.shape == (B, H)
     assert recurrent.reward.shape == (B,)
     assert recurrent.policy_logits.shape == (B, 4)
     assert recurrent.value.shape == (B,)
