@@ -66,6 +66,8 @@ def actor_main(
 ) -> None:
     """Entry point of an actor process; `go` (an Event) is cleared while it must wait."""
     die_with_parent()
+    if os.getppid() != parent_pid:  # the trainer died before the request above was made
+        return
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the trainer decides when actors stop
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     import torch
