@@ -103,6 +103,7 @@ class Trainer:
         self.stopping = False
         self.stop_reason = ""
         self._resume()
+        self.gate_start = (self.counters.env_steps, self.counters.samples)  # for _gate_selfplay
         self.monitor = TrainerMonitor(home.monitoring, run_name=self._run_name())
         import multiprocess
 
@@ -325,10 +326,17 @@ class Trainer:
         return sessions + train.min_replay
 
     def _gate_selfplay(self) -> None:
-        """Let the actors play only while the learner keeps up with `train.replay_ratio`."""
+        """Let the actors play only while the learner keeps up with `train.replay_ratio`.
+
+        Counted from this process's start (a resumed run's replay starts empty, whatever the
+        restored counters say), and always open until the learner has enough to sample.
+        """
         c = self.counters
-        ahead = c.env_steps - c.samples / self.config.train.replay_ratio
-        if ahead > self._selfplay_slack():
+        train = self.config.train
+        env0, samples0 = self.gate_start
+        ahead = (c.env_steps - env0) - (c.samples - samples0) / train.replay_ratio
+        warm = len(self.replay) >= min(train.min_replay, train.replay_capacity)
+        if warm and ahead > self._selfplay_slack():
             self.selfplay_go.clear()
         else:
             self.selfplay_go.set()
