@@ -123,14 +123,14 @@ def numbered_checkpoints(folder: Path) -> list[tuple[float, int, Path]]:
     return sorted(out)
 
 
-def summary(report: dict[str, Any], sessions_key: str = "count") -> dict[str, Any]:
+def summary(report: dict[str, Any]) -> dict[str, Any]:
     """The figures the judge prints for one scored split."""
     metrics = report["metrics"]
     baselines = report["baselines"]
     matched = baselines["random_entry"]
     fair = baselines.get("random_entry_fair_coin") or {}
     boot = report["bootstrap"]
-    sessions = report["sessions"][sessions_key]
+    sessions = report["sessions"]["count"]
     trades = int(metrics["trades"])
     sides = report.get("_sides", {})
     return {
@@ -291,8 +291,11 @@ def mirror_home(home: Path, target: Path, sets: list[str]) -> Path:
     Same timestamps, so the same sessions and splits; momentum's scaling bounds are symmetric,
     so a checkpoint trained on `home` reads the mirror's features as it reads the original's.
     """
+    import numpy as np
+
     from micro.config import load_config
     from micro.data.store import connect, read_candles, write_candles
+    from micro.features.mirror import mirror_candles
 
     config = load_config(home, sets, environ={})
     instrument = config.data.instrument
@@ -301,11 +304,9 @@ def mirror_home(home: Path, target: Path, sets: list[str]) -> Path:
         frame = read_candles(con, instrument)
     finally:
         con.close()
-    level = float(frame["close"].iloc[0])
-    high, low = frame["high"].copy(), frame["low"].copy()
-    for column in ("open", "close"):
-        frame[column] = 2 * level - frame[column]
-    frame["high"], frame["low"] = 2 * level - low, 2 * level - high
+    columns = ["open", "high", "low", "close"]
+    mirrored = mirror_candles(*(frame[c].to_numpy() for c in columns))
+    frame[columns] = np.column_stack(mirrored)
     (target / "data").mkdir(parents=True)
     con = connect(target / "data" / "market.duckdb")
     try:

@@ -30,3 +30,14 @@ def mirror_windows(windows: np.ndarray) -> np.ndarray:
     out[..., COMPLEMENTED] = 1.0 - out[..., COMPLEMENTED]
     out[..., NEGATED] = -out[..., NEGATED]
     return out
+
+
+def mirror_candles(
+    open_: np.ndarray, high: np.ndarray, low: np.ndarray, close: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """[T] mid OHLC → the mirror market's OHLC: every move negated around the first close.
+
+    High and low swap roles (the mirror's high is where the market was lowest).
+    """
+    level = float(close[0])
+    return 2 * level - open_, 2 * level - low, 2 * level - high, 2 * level - close

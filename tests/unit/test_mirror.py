@@ -17,7 +17,7 @@ from micro.data.synth import synthesize
 from micro.env.actions import BUY, CLOSE, HOLD, MIRROR_ACTION, MIRROR_OUTCOME, SELL, legal_mask
 from micro.env.position import mirror_static
 from micro.env.trading import TradingEnv
-from micro.features.mirror import mirror_windows
+from micro.features.mirror import mirror_candles, mirror_windows
 from micro.features.outcomes import outcome_labels
 from micro.features.scaling import fit_scaling
 from micro.features.temporal import raw_features, scale_features
@@ -37,15 +37,9 @@ def candles(regime: str = "trend", days: int = 10, seed: int = 3) -> dict[str, n
 
 
 def mirrored(c: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Every move negated around the first close: high and low swap roles."""
-    level = c["close"][0]
-    return {
-        "ts": c["ts"],
-        "open": 2 * level - c["open"],
-        "high": 2 * level - c["low"],
-        "low": 2 * level - c["high"],
-        "close": 2 * level - c["close"],
-    }
+    """Every move negated around the first close (`mirror_candles`): high and low swap roles."""
+    o, h, lo, cl = mirror_candles(c["open"], c["high"], c["low"], c["close"])
+    return {"ts": c["ts"], "open": o, "high": h, "low": lo, "close": cl}
 
 
 def features(c: dict[str, np.ndarray]) -> tuple[np.ndarray, object]:
