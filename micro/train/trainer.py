@@ -111,6 +111,7 @@ class Trainer:
         self.stop_event = self.mp.Event()
         self.selfplay_go = self.mp.Event()  # cleared while self-play is ahead of the replay ratio
         self.selfplay_go.set()
+        self.selfplay_open = True  # the gate's state as last set (the Event takes a lock to read)
         self.actors = [ActorSlot(i) for i in range(config.train.actors)]
 
     # ------------------------------------------------------------------ lifecycle
@@ -261,6 +262,7 @@ class Trainer:
     def _stop_actors(self) -> None:
         self.stop_event.set()
         self.selfplay_go.set()  # an actor waiting for the learner must see the stop
+        self.selfplay_open = True
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline and any(
             s.process is not None and s.process.is_alive() for s in self.actors
@@ -335,16 +337,24 @@ class Trainer:
         train = self.config.train
         env0, samples0 = self.gate_start
         ahead = (c.env_steps - env0) - (c.samples - samples0) / train.replay_ratio
-        warm = len(self.replay) >= min(train.min_replay, train.replay_capacity)
-        if warm and ahead > self._selfplay_slack():
-            self.selfplay_go.clear()
-        else:
+        open_ = not (self._replay_warm() and ahead > self._selfplay_slack())
+        if open_ == self.selfplay_open:  # touch the shared Event only when the gate flips
+            return
+        if open_:
             self.selfplay_go.set()
+        else:
+            self.selfplay_go.clear()
+        self.selfplay_open = open_
+
+    def _replay_warm(self) -> bool:
+        """Whether replay holds enough positions for the learner to sample (train.min_replay)."""
+        train = self.config.train
+        return len(self.replay) >= min(train.min_replay, train.replay_capacity)
 
     def _learn(self) -> bool:
         """One learner step when replay is warm and the replay ratio allows; True if stepped."""
         train = self.config.train
-        if len(self.replay) < min(train.min_replay, train.replay_capacity):
+        if not self._replay_warm():
             return False
         if self.counters.samples > train.replay_ratio * self.counters.env_steps:
             return False
@@ -428,6 +438,7 @@ class Trainer:
         learner_rate = (c.learner_steps - mark[2]) / dt
         recent = self.stats.summary()
         actions = self.stats.action_distribution()
+        starts_per_position = c.samples / c.env_steps if c.env_steps else None
         status = {
             "state": state,
             "episodes": c.episodes,
@@ -438,8 +449,8 @@ class Trainer:
             "env_steps_per_s": env_rate,
             "learner_steps_per_s": learner_rate,
             "learner_samples_per_s": learner_rate * self.config.train.batch_size,
-            "unroll_starts_per_position": c.samples / c.env_steps if c.env_steps else None,
-            "selfplay_waiting": not self.selfplay_go.is_set(),
+            "unroll_starts_per_position": starts_per_position,
+            "selfplay_waiting": not self.selfplay_open,
             "buffer_positions": len(self.replay),
             "losses": self.losses,
             "action_distribution": actions,
@@ -468,9 +479,7 @@ class Trainer:
                 "replay/weight_lag": float(self.weight_lag),
                 "progress/env_steps": float(c.env_steps),
                 "progress/learner_steps": float(c.learner_steps),
-                "replay/unroll_starts_per_position": (
-                    c.samples / c.env_steps if c.env_steps else None
-                ),
+                "replay/unroll_starts_per_position": starts_per_position,
                 "episode/pips": recent["pips_per_episode"],
                 "episode/win_rate": recent["win_rate"],
                 "episode/trades": recent["trades_per_episode"],
