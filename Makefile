@@ -37,7 +37,7 @@ lint: $(STAMP)
 	$(BIN)/python -m mypy
 
 bench: $(STAMP)
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in bench/[!_]*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 # Resolve every dependency afresh in a throwaway venv (the newest releases pyproject.toml
 # allows) and write their versions to constraints.txt; then run `make test` and commit both.

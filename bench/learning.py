@@ -37,6 +37,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from _micro import micro  # noqa: E402  (bench/ is this script's own folder)
+
 from micro.errors import DataError  # noqa: E402  (this checkout's micro, not an installed one)
 
 # name -> synth arguments. Seeds 101-399 are the judge's own: tests never use them.
@@ -68,21 +70,6 @@ NUMBERED = re.compile(r"^ckpt_ep(\d{7})\.pth$")
 
 def log(message: str) -> None:
     print(f"[learning {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def micro(home: Path, *args: str, timeout: float = 7200) -> subprocess.CompletedProcess:
-    """Run this checkout's `micro` (not whatever is installed) in `home`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MICRO_", "OANDA_"))}
-    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.run(
-        [sys.executable, "-m", "micro.cli", "--home", str(home), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env=env,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def usage_error(message: str) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,15 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-
-def micro(home: Path, *args: str, timeout: float = 3600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "micro.cli", "--home", str(home), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+from _micro import micro  # noqa: E402  (bench/ is this script's own folder)
 
 
 def trainer_rates(home: Path, seconds: float, sims: int, envs: int) -> dict:
