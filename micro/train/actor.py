@@ -14,6 +14,7 @@ import logging
 import os
 import queue
 import signal
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +65,7 @@ def actor_main(
     parent_pid: int,
     go: Any = None,
 ) -> None:
-    """Entry point of an actor process; `go` (an Event) is cleared while it must wait."""
+    """Entry point of an actor process; `go` (a shared byte) is 0 while it must wait."""
     die_with_parent()
     if os.getppid() != parent_pid:  # the trainer died before the request above was made
         return
@@ -172,9 +173,10 @@ class SelfPlay:
         for t in range(steps):
             if stop.is_set() or os.getppid() != parent_pid:
                 return None
-            while self.go is not None and not self.go.wait(0.2):  # the learner is behind
+            while self.go is not None and not self.go.value:  # the learner is behind
                 if stop.is_set() or os.getppid() != parent_pid:
                     return None
+                time.sleep(0.02)
             self.poll_weights(weights)
             observations = Observations(
                 window=self.market.windows(obs.rows),

@@ -109,9 +109,10 @@ class Trainer:
 
         self.mp = multiprocess.get_context("spawn")
         self.stop_event = self.mp.Event()
-        self.selfplay_go = self.mp.Event()  # cleared while self-play is ahead of the replay ratio
-        self.selfplay_go.set()
-        self.selfplay_open = True  # the gate's state as last set (the Event takes a lock to read)
+        # 0 while self-play is ahead of the replay ratio. A lock-free shared byte: an actor killed
+        # mid-read cannot leave a lock held that would wedge the trainer (an Event's would).
+        self.selfplay_go = self.mp.RawValue("b", 1)
+        self.selfplay_open = True
         self.actors = [ActorSlot(i) for i in range(config.train.actors)]
 
     # ------------------------------------------------------------------ lifecycle
@@ -261,7 +262,7 @@ class Trainer:
 
     def _stop_actors(self) -> None:
         self.stop_event.set()
-        self.selfplay_go.set()  # an actor waiting for the learner must see the stop
+        self.selfplay_go.value = 1  # an actor waiting for the learner must see the stop
         self.selfplay_open = True
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline and any(
@@ -338,13 +339,9 @@ class Trainer:
         env0, samples0 = self.gate_start
         ahead = (c.env_steps - env0) - (c.samples - samples0) / train.replay_ratio
         open_ = not (self._replay_warm() and ahead > self._selfplay_slack())
-        if open_ == self.selfplay_open:  # touch the shared Event only when the gate flips
-            return
-        if open_:
-            self.selfplay_go.set()
-        else:
-            self.selfplay_go.clear()
-        self.selfplay_open = open_
+        if open_ != self.selfplay_open:  # write the shared byte only when the gate flips
+            self.selfplay_go.value = int(open_)
+            self.selfplay_open = open_
 
     def _replay_warm(self) -> bool:
         """Whether replay holds enough positions for the learner to sample (train.min_replay)."""
