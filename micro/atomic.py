@@ -1,13 +1,21 @@
-"""Atomic file writes: a reader never sees half a file (temp file, fsync, os.replace)."""
+"""Atomic file writes: a reader never sees half a file (temp file, fsync, os.replace).
+
+JSON files and JSONL lines pass through `micro.redaction.redact` on the way out, so no token,
+account id or account URL reaches a file whatever a caller hands in (a broker's error text).
+JSONL appends write whole lines or nothing: see `append_jsonl`.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from micro.redaction import redact, redact_text
 
 
 def _read_umask() -> int:
@@ -17,6 +25,8 @@ def _read_umask() -> int:
 
 
 _UMASK = _read_umask()  # read once: os.umask is process-wide and racy to toggle later
+_APPEND_LOCK = threading.Lock()  # one append at a time in this process (the tail check + write)
+_TAIL_BLOCK = 65536  # bytes read at a time when looking back for a torn line's start
 
 
 def write_bytes(path: Path | str, data: bytes) -> None:
@@ -46,22 +56,88 @@ def write_with(path: Path | str, writer: Callable[[BinaryIO], Any]) -> None:
 
 
 def write_json(path: Path | str, obj: Any, indent: int | None = 2) -> None:
-    """Write `obj` as JSON atomically (NaN/inf are written as null)."""
-    text = json.dumps(_finite(obj), indent=indent, sort_keys=False, default=str)
+    """Write `obj` as JSON atomically (NaN/inf are written as null; secrets redacted)."""
+    text = json.dumps(redact(_finite(obj)), indent=indent, sort_keys=False, default=_plain)
     write_bytes(path, (text + "\n").encode())
 
 
-def append_jsonl(path: Path | str, obj: Any) -> None:
-    """Append one JSON line; a single write() of a whole line, flushed and fsynced."""
+def append_jsonl(path: Path | str, obj: Any, fsync: bool = True) -> bytes:
+    """Append `obj` as one JSON line, whole or not at all; the torn tail it cut first, if any.
+
+    Whole or nothing: the line is written by a loop that goes on after a short write, and a
+    write that fails part-way (disk full, an exception) is cut back to where it started. A line
+    left torn by a writer killed mid-append (no newline at the end of the file) is cut before the
+    new line is written, so the new line is never glued to the fragment; the cut bytes are
+    returned for the caller to note (b"" when the file ended whole). fsync policy: with `fsync`
+    (the default) every line is on disk before this returns; the folder is fsynced when the
+    file is created. One writer per file; appends within a process are serialised.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = (json.dumps(_finite(obj), separators=(",", ":"), default=str) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, line)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    text = json.dumps(redact(_finite(obj)), separators=(",", ":"), default=_plain)
+    line = (text + "\n").encode()
+    with _APPEND_LOCK:
+        created = not path.exists()
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            torn = _cut_torn_tail(fd)
+            start = os.fstat(fd).st_size
+            try:
+                _write_all(fd, line)
+            except BaseException:
+                os.ftruncate(fd, start)  # nothing of a line that did not go out whole
+                raise
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            _fsync_dir(path.parent)
+    return torn
+
+
+def repair_jsonl(path: Path | str) -> bytes:
+    """Cut a torn last line (one without its newline) from `path`; the bytes cut (b"": none)."""
+    path = Path(path)
+    if not path.is_file():
+        return b""
+    with _APPEND_LOCK:
+        fd = os.open(path, os.O_RDWR)
+        try:
+            return _cut_torn_tail(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """os.write until every byte is out (a write may take fewer bytes than it was given)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(f"write() took {written} bytes")
+        view = view[written:]
+
+
+def _cut_torn_tail(fd: int) -> bytes:
+    """Truncate the file after its last newline when it does not end with one; the bytes cut."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return b""
+    end = size
+    keep = 0  # the file is one torn line unless a newline is found before it
+    while end > 0:
+        start = max(0, end - _TAIL_BLOCK)
+        block = os.pread(fd, end - start, start)
+        newline = block.rfind(b"\n")
+        if newline >= 0:
+            keep = start + newline + 1
+            break
+        end = start
+    torn = os.pread(fd, size - keep, keep)
+    os.ftruncate(fd, keep)
+    os.fsync(fd)
+    return torn
 
 
 def read_json(path: Path | str) -> Any | None:
@@ -71,6 +147,11 @@ def read_json(path: Path | str) -> Any | None:
             return json.load(fh)
     except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError, IsADirectoryError):
         return None
+
+
+def _plain(obj: Any) -> str:
+    """What json.dumps writes for an object it does not know (a Path, a Timestamp): redacted str."""
+    return redact_text(str(obj))
 
 
 def _finite(obj: Any) -> Any:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from micro import __version__
 from micro.errors import UserError
+from micro.redaction import redact_text
 
 # Command groups: each module defines `register(subparsers, common)`; heavy imports stay inside
 # the handlers so `micro --help` is fast.
@@ -71,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args)
     except UserError as exc:
-        print(f"micro: error: {exc}", file=sys.stderr)
+        print(f"micro: error: {redact_text(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("micro: interrupted", file=sys.stderr)

@@ -21,10 +21,10 @@ from typing import Any, Literal
 
 from micro import config_load
 from micro.errors import ConfigError
+from micro.redaction import REDACTED
 
 ENV_PREFIX = "MICRO_"
 CONFIG_FILE = "micro.toml"
-REDACTED = "***"
 SECRET_KEYS = frozenset({"account", "token"})
 
 

@@ -1,49 +1,67 @@
-"""Logging: rich on the console, a rotating file in the owning volume, secrets never written."""
+"""Logging: rich on the console, a rotating file in the owning volume, secrets never written.
+
+Every handler redacts its records through `micro.redaction` (the token and account id, account
+ids in URL paths, URL credentials), and `setup_logging` installs exception hooks that print an
+uncaught traceback redacted too: under `micro up` a service's stderr is a file.
+"""
 
 from __future__ import annotations
 
 import logging
 import logging.handlers
-import os
 import sys
+import threading
+import traceback
 from pathlib import Path
+from types import TracebackType
 
-from micro.config import REDACTED
+from micro.redaction import SECRET_ENV, redact_text, secret_values
 
-SECRET_ENV = ("OANDA_TOKEN", "OANDA_ACCOUNT")
+__all__ = ["SECRET_ENV", "LOG_FORMAT", "RedactSecrets", "secret_values", "setup_logging"]
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def secret_values() -> list[str]:
-    """The values that must never appear in a log line (token and account from the env)."""
-    return [v for k in SECRET_ENV if (v := os.environ.get(k, "").strip()) and len(v) >= 4]
-
-
 class RedactSecrets(logging.Filter):
-    """Replaces every secret value in a record's final message by '***'."""
+    """Passes a record's final message (and its traceback) through `redact_text`."""
 
     def __init__(self, extra: list[str] | None = None) -> None:
         super().__init__()
         self.extra = list(extra or [])
 
     def filter(self, record: logging.LogRecord) -> bool:
-        secrets = secret_values() + self.extra
-        if not secrets:
-            return True
+        secrets = sorted(set(secret_values() + self.extra), key=len, reverse=True)
         message = record.getMessage()
-        redacted = message
-        for value in secrets:
-            redacted = redacted.replace(value, REDACTED)
-        if redacted != message or record.exc_info:
-            if record.exc_info:
-                text = logging.Formatter().formatException(record.exc_info)
-                for value in secrets:
-                    text = text.replace(value, REDACTED)
-                redacted = f"{redacted}\n{text}"
+        redacted = redact_text(message, secrets)
+        if redacted != message or record.exc_info or record.exc_text or record.stack_info:
+            if record.exc_info or record.exc_text:
+                text = record.exc_text or ""
+                if record.exc_info:
+                    text = logging.Formatter().formatException(record.exc_info)
+                redacted = f"{redacted}\n{redact_text(text, secrets)}"
                 record.exc_info = None
                 record.exc_text = None
+            if record.stack_info:
+                record.stack_info = redact_text(record.stack_info, secrets)
             record.msg, record.args = redacted, None
         return True
+
+
+def _print_redacted(
+    kind: type[BaseException], value: BaseException, tb: TracebackType | None
+) -> None:
+    """sys.excepthook: the usual traceback on stderr, redacted."""
+    text = "".join(traceback.format_exception(kind, value, tb))
+    sys.stderr.write(redact_text(text))
+
+
+def _print_redacted_thread(args: threading.ExceptHookArgs) -> None:
+    """threading.excepthook: a thread's uncaught traceback on stderr, redacted."""
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    text = "".join(traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback))
+    sys.stderr.write(redact_text(f"Exception in thread {name}:\n{text}"))
 
 
 def setup_logging(log_file: Path | None, verbose: bool = False, console: bool = True) -> None:
@@ -54,6 +72,8 @@ def setup_logging(log_file: Path | None, verbose: bool = False, console: bool = 
             root.removeHandler(handler)
             handler.close()
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    sys.excepthook = _print_redacted
+    threading.excepthook = _print_redacted_thread
     redact = RedactSecrets()
     if console:
         stream: logging.Handler

@@ -31,6 +31,7 @@ from oandapyV20.exceptions import V20Error
 from micro.config import OandaConfig
 from micro.data.formats import oanda_candles_frame
 from micro.errors import ConfigError, UserError
+from micro.redaction import register_secret
 
 log = logging.getLogger("micro.oanda")
 
@@ -67,6 +68,7 @@ def token_from_env(environ: Mapping[str, str] | None = None) -> str:
             f"{TOKEN_ENV} is not set; export your OANDA v20 API token (practice by default) "
             f"as {TOKEN_ENV} in the environment, never in micro.toml"
         )
+    register_secret(token)  # never written to a file or log from here on
     return token
 
 
@@ -79,6 +81,7 @@ def account_from_env(config: OandaConfig, environ: Mapping[str, str] | None = No
             f"{ACCOUNT_ENV} is not set; export your OANDA account id (e.g. 101-001-1234567-001) "
             f"as {ACCOUNT_ENV}"
         )
+    register_secret(account)  # from the env or micro.toml: never written from here on
     return account
 
 
@@ -115,6 +118,7 @@ class OandaClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.config = config
+        register_secret(token)
         self.api_url, self.stream_url = base_urls(config)
         self.environment = _register_environment(self.api_url, self.stream_url)
         self._sleep = sleep

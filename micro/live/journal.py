@@ -3,10 +3,15 @@
 Journal lines are JSON objects with `time` (wall clock, UTC ISO), `kind` and the kind's fields:
 `start`, `bar` (decision, rationale, latency), `order`, `fill`, `rejected`, `close`, `trade`,
 `error`, `risk`, `reload`, `reconcile`, `connection` (the price stream's state, when it changes),
-`stop`. Each is one fsynced write of a whole line, so a
-reader never sees half of one. state.json (a `micro.volumes.LiveState`) is rewritten atomically
-after every bar; no secret is ever written to either (the token lives only in the OANDA
-session's headers).
+`stop`, and `repair` (below).
+
+Durable: each line goes out whole or not at all and is fsynced before `record` returns
+(`micro.atomic.append_jsonl`). A trader killed mid-append leaves a torn last line; the next
+writer cuts it when it opens the journal (its first `record`) and journals a `repair` line
+with the bytes cut (`torn_bytes`, and the fragment's text), so the new line is never glued to
+the fragment and the loss is on record. state.json (a `micro.volumes.LiveState`) is rewritten
+atomically after every bar. Neither file ever holds a secret: both pass through
+`micro.redaction` (token, account id, account URLs), broker error texts included.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from micro.atomic import append_jsonl, read_json, write_json
+from micro.atomic import append_jsonl, read_json, repair_jsonl, write_json
 from micro.volumes import LiveState
+
+FRAGMENT_CHARS = 4000  # of a torn line, kept in its repair note
 
 
 class Journal:
@@ -29,13 +36,33 @@ class Journal:
     def __init__(self, path: Path, wall: Callable[[], float] = time.time) -> None:
         self.path = Path(path)
         self.wall = wall
+        self._opened = False  # the torn-tail check runs before this writer's first line
 
     def record(self, kind: str, **fields: Any) -> dict[str, Any]:
-        """Append `{"time", "kind", **fields}` and return it."""
+        """Append `{"time", "kind", **fields}` (fsynced, whole or not at all) and return it."""
+        if not self._opened:
+            self._opened = True
+            self._note_repair(repair_jsonl(self.path), "open")
         line = {"time": _utc(self.wall(), "milliseconds"), "kind": kind}
         line.update(fields)
-        append_jsonl(self.path, line)
+        self._note_repair(append_jsonl(self.path, line), "append")
         return line
+
+    def _note_repair(self, torn: bytes, when: str) -> None:
+        """Journal that a torn last line was cut (`when`: at open, or found at an append)."""
+        if not torn:
+            return
+        text = torn.decode("utf-8", "replace")
+        append_jsonl(
+            self.path,
+            {
+                "time": _utc(self.wall(), "milliseconds"),
+                "kind": "repair",
+                "found_at": when,
+                "torn_bytes": len(torn),
+                "fragment": text[:FRAGMENT_CHARS],
+            },
+        )
 
     def lines(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Every readable line (of `kind`), oldest first; a torn last line is skipped."""
