@@ -70,8 +70,9 @@ def best_checkpoint(home: Home) -> Path:
 
 # ---------------------------------------------------------------- validation/
 
-REPORT = re.compile(r"^validation_ep(\d{7,})\.json$")  # one report per scored checkpoint
+REPORT = re.compile(r"^validation_ep(\d{7,})(?:_(.+)_([0-9a-f]{12}))?\.json$")  # one per scored file
 REPORT_SPLITS = ("validation", "test")  # test-split reports live apart, in validation/test/
+REPORT_SHA_CHARS = 12  # hex digits of the checkpoint's sha256 in its report's name
 BEST_METRICS = "best_metrics.json"
 EVENTS = "events.jsonl"
 STATUS = "status.json"
@@ -79,9 +80,15 @@ WATCH_LOCK = ".watcher.lock"  # one `micro validate --watch` per home
 PROMOTION_LOCK = ".promotion.lock"  # deciding and promoting, one process at a time
 
 
-def report_name(episode: int) -> str:
-    """`validation_ep{N:07d}.json`: the report of the checkpoint of episode N."""
-    return f"validation_ep{episode:07d}.json"
+def report_name(episode: int, checkpoint_file: str, sha256: str) -> str:
+    """`validation_ep{N:07d}_{checkpoint stem}_{sha256[:12]}.json`: the report of one file's bytes.
+
+    Named by the checkpoint's file and content hash, not its episode alone, so a hand-scored
+    `latest.pth` of episode N never takes the name of `ckpt_ep{N:07d}.pth`'s report (which the
+    watcher looks for, and the trainer's retention counts as scored).
+    """
+    stem = re.sub(r"[^A-Za-z0-9.-]+", "-", Path(checkpoint_file).stem) or "checkpoint"
+    return f"validation_ep{episode:07d}_{stem}_{sha256[:REPORT_SHA_CHARS]}.json"
 
 
 def reports_folder(home: Home, split: str) -> Path:
@@ -91,13 +98,17 @@ def reports_folder(home: Home, split: str) -> Path:
     return home.validation if split == "validation" else home.validation / "test"
 
 
-def report_path(home: Home, split: str, episode: int) -> Path:
-    """validation[/test]/validation_ep{N:07d}.json."""
-    return reports_folder(home, split) / report_name(episode)
+def report_path(home: Home, split: str, episode: int, checkpoint_file: str, sha256: str) -> Path:
+    """validation[/test]/validation_ep{N:07d}_{stem}_{sha12}.json."""
+    return reports_folder(home, split) / report_name(episode, checkpoint_file, sha256)
 
 
 def report_files(folder: Path) -> list[tuple[int, Path]]:
-    """(episode, path) of every report in `folder`, lowest episode first ([] without a folder)."""
+    """(episode, path) of every report in `folder`, lowest episode first ([] without a folder).
+
+    Names of before the content hash (`validation_ep{N:07d}.json`) are listed too: readers show
+    them; they carry no data fingerprint, so nothing compares a new checkpoint with them.
+    """
     try:
         names = [entry.name for entry in folder.iterdir()]
     except OSError:

@@ -108,6 +108,15 @@ def register(
     )
     prep.add_argument("--force", action="store_true", help="rebuild even when up to date")
     prep.add_argument(
+        "--resplit",
+        action="store_true",
+        help=(
+            "place the train/validation/test boundaries again from data.train_fraction and "
+            "data.validation_fraction (they are fixed in UTC at the first prepare); checkpoints "
+            "and reports of the old split are refused afterwards"
+        ),
+    )
+    prep.add_argument(
         "--default-if-empty",
         action="store_true",
         help="with no candles: synthesise the default data first (data.synth_*), and say so",

@@ -5,6 +5,13 @@ the meta table (`micro.data.stamp`: `feature_version`, `features_config_hash`,
 `candles_fingerprint`) with `feature_scaling`, `prepared_at` and the full redacted `config`.
 When the stamp matches the code, config and candles, prepare changes nothing; otherwise it
 rebuilds the `features` and `sessions` tables in one transaction.
+
+The split boundaries (`micro.data.sessions.SplitBoundaries`, UTC instants) are placed by
+`data.train_fraction`/`validation_fraction` at the first prepare and then kept in the meta
+(`split_boundaries`, with the fractions they came from): appending or prepending candles never
+moves a stored bar into another split. `--resplit` places them again from the fractions on the
+candles stored now, which changes the data fingerprint (`micro.data.fingerprint`) of every
+checkpoint and report made before. Each split's candles are hashed into `split_candles`.
 Undefined features (the first rows, before a full lookback) are stored as NULL.
 """
 
@@ -24,8 +31,14 @@ import numpy as np
 import pandas as pd
 
 from micro.config import Config
-from micro.data.sessions import SPLITS, cut_sessions, split_zones
-from micro.data.stamp import candles_fingerprint, features_config_hash, staleness
+from micro.data.sessions import (
+    SPLITS,
+    SplitBoundaries,
+    boundaries_from_fractions,
+    cut_sessions,
+    split_zones,
+)
+from micro.data.stamp import SPLIT_FRACTIONS, candles_fingerprint, features_config_hash, staleness
 from micro.data.store import connect, get_meta, set_meta, write_candles
 from micro.errors import DataError
 from micro.features import FEATURE_NAMES, FEATURE_VERSION
@@ -65,8 +78,13 @@ def _no_candles(store_path: Path, instrument: str) -> DataError:
     )
 
 
-def prepare_store(store_path: Path, config: Config, force: bool = False) -> dict[str, Any]:
-    """Bring the features, labels and sessions of `store_path` up to date; a summary of it."""
+def prepare_store(
+    store_path: Path, config: Config, force: bool = False, resplit: bool = False
+) -> dict[str, Any]:
+    """Bring the features, labels and sessions of `store_path` up to date; a summary of it.
+
+    `resplit`: place the split boundaries again from the configured fractions (and rebuild).
+    """
     started = time.perf_counter()
     name = config.data.instrument
     pip = instrument_facts(name).pip
@@ -78,12 +96,12 @@ def prepare_store(store_path: Path, config: Config, force: bool = False) -> dict
         fingerprint = candles_fingerprint(con, name)
         if fingerprint["bars"] == 0:
             raise _no_candles(store_path, name)
-        reason = None if force else staleness(con, config, fingerprint)
-        if not force and reason is None:
+        reason = None if force or resplit else staleness(con, config, fingerprint)
+        if not (force or resplit) and reason is None:
             summary = _summary(con, name, "up to date", None, fingerprint)
             summary["seconds"] = round(time.perf_counter() - started, 3)
             return summary
-        reason = reason or "--force"
+        reason = reason or ("--resplit" if resplit else "--force")
         log.info("preparing %s (%d bars): %s", name, fingerprint["bars"], reason)
         with _steps(5) as step:
             step("reading candles")
@@ -100,17 +118,20 @@ def prepare_store(store_path: Path, config: Config, force: bool = False) -> dict
             close = np.asarray(candles["close"], dtype=np.float64)  # [T]
             del candles
             step("computing features")
-            raw = raw_features(ts, high, low, close, pip, config.features)  # [T, 9] float64
-            train_end = split_zones(ts, config.data)["train"][1]
+            raw = raw_features(ts, high, low, close, pip, config.features)  # [T, F] float64
+            boundaries = _boundaries(con, ts, config, resplit)
+            train_end = split_zones(ts, config.data, boundaries)["train"][1]
             scaling = fit_scaling(raw[:train_end, 1], raw[:train_end, 2])
             features = scale_features(raw, scaling)  # [T, 9] float32
             del raw
             step("labelling outcomes")
             outcome = outcome_labels(close, config.features)  # [T] int8
             step("cutting sessions")
-            sessions = cut_sessions(ts, high, low, outcome, pip, config.data, config.features)
+            sessions = cut_sessions(
+                ts, high, low, outcome, pip, config.data, config.features, boundaries
+            )
             step("writing tables")
-            _write(con, config, ts, features, outcome, sessions, scaling, fingerprint)
+            _write(con, config, ts, features, outcome, sessions, scaling, fingerprint, boundaries)
         summary = _summary(con, name, "rebuilt", reason, fingerprint)
     finally:
         con.close()
@@ -127,6 +148,7 @@ def _write(
     sessions: dict[str, np.ndarray],
     scaling: FeatureScaling,
     fingerprint: dict[str, Any],
+    boundaries: SplitBoundaries,
 ) -> None:
     """Replace the features and sessions tables and stamp the meta, in one transaction."""
     name = config.data.instrument
@@ -152,7 +174,7 @@ def _write(
             "bars": np.full(len(rows), bars, dtype=np.int32),
         }
     )
-    zones = split_zones(ts, config.data)
+    zones = split_zones(ts, config.data, boundaries)
     splits_meta = {
         split: {
             "start_row": start,
@@ -187,6 +209,8 @@ def _write(
         set_meta(con, "feature_scaling", scaling.to_dict())
         set_meta(con, "prepared_instrument", name)
         set_meta(con, "splits", splits_meta)
+        set_meta(con, "split_boundaries", _boundaries_meta(con, config, boundaries))
+        set_meta(con, "split_candles", split_candles(con, name, boundaries))
         set_meta(con, "prepared_at", dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
         set_meta(con, "config", config.to_dict(redact=True))
         con.execute("COMMIT")
@@ -199,6 +223,84 @@ def _write(
                 con.unregister(view)
             except duckdb.Error:
                 pass
+
+
+def _boundaries(
+    con: duckdb.DuckDBPyConnection, ts: np.ndarray, config: Config, resplit: bool
+) -> SplitBoundaries:
+    """The boundaries kept in the store, or new ones from the fractions (first prepare, resplit)."""
+    stored = get_meta(con, "split_boundaries")
+    placed = boundaries_from_fractions(ts, config.data)
+    if stored is None or resplit:
+        if stored is not None:
+            old = SplitBoundaries.from_dict(stored)
+            log.warning(
+                "--resplit: validation starts %s (was %s), test starts %s (was %s); checkpoints "
+                "and reports made on the old split will be refused (their data fingerprint "
+                "differs)",
+                placed.to_dict()["validation_start"],
+                old.to_dict()["validation_start"],
+                placed.to_dict()["test_start"],
+                old.to_dict()["test_start"],
+            )
+        return placed
+    kept = SplitBoundaries.from_dict(stored)
+    fractions = {k: getattr(config.data, k) for k in SPLIT_FRACTIONS}
+    if stored.get("fractions") != fractions:
+        log.warning(
+            "data.train_fraction/validation_fraction %s differ from the fractions the stored "
+            "split was placed with (%s); the boundaries stay where they are (validation from "
+            "%s, test from %s UTC); run `micro data prepare --resplit` to move them",
+            fractions,
+            stored.get("fractions"),
+            stored.get("validation_start"),
+            stored.get("test_start"),
+        )
+    return kept
+
+
+def _boundaries_meta(
+    con: duckdb.DuckDBPyConnection, config: Config, boundaries: SplitBoundaries
+) -> dict[str, Any]:
+    """What the meta keeps of the boundaries: the instants, and when and from what they came."""
+    stored = get_meta(con, "split_boundaries")
+    if stored is not None and SplitBoundaries.from_dict(stored) == boundaries:
+        return dict(stored)  # kept: when and from what they were placed stays as it was
+    return {
+        **boundaries.to_dict(),
+        "fractions": {k: getattr(config.data, k) for k in SPLIT_FRACTIONS},
+        "placed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def split_candles(
+    con: duckdb.DuckDBPyConnection, instrument: str, boundaries: SplitBoundaries
+) -> dict[str, dict[str, Any]]:
+    """Each split's candles (embargo included): count, first/last bar and an xor of row hashes."""
+    ranges = {
+        "train": (None, boundaries.validation_start),
+        "validation": (boundaries.validation_start, boundaries.test_start),
+        "test": (boundaries.test_start, None),
+    }
+    out = {}
+    for split, (start, end) in ranges.items():
+        row = con.execute(
+            """
+            SELECT count(*), min(ts), max(ts), bit_xor(hash(ts, open, high, low, close, volume))
+            FROM candles WHERE instrument = ?
+              AND (? IS NULL OR epoch_us(ts) >= ?::BIGINT * 1000000)
+              AND (? IS NULL OR epoch_us(ts) < ?::BIGINT * 1000000)
+            """,
+            [instrument, start, start, end, end],
+        ).fetchone()
+        bars, first, last, checksum = row if row is not None else (0, None, None, None)
+        out[split] = {
+            "bars": int(bars),
+            "first": None if first is None else pd.Timestamp(first).isoformat(),
+            "last": None if last is None else pd.Timestamp(last).isoformat(),
+            "checksum": None if checksum is None else int(checksum),
+        }
+    return out
 
 
 def _summary(
@@ -222,6 +324,7 @@ def _summary(
         "last": fingerprint["last"],
         "sessions": counts,
         "feature_scaling": get_meta(con, "feature_scaling"),
+        "split_boundaries": get_meta(con, "split_boundaries"),
         "prepared_at": get_meta(con, "prepared_at"),
     }
 
@@ -260,12 +363,17 @@ def _steps(total: int) -> Iterator[Any]:
 
 
 def run_prepare(ctx: Context) -> int:
-    """`micro data prepare [--force]`."""
+    """`micro data prepare [--force] [--resplit]`."""
     ctx.start_logging("data")
     if getattr(ctx.args, "default_if_empty", False):
         ensure_default_data(ctx.home, ctx.config)
         return 0
-    summary = prepare_store(ctx.home.store, ctx.config, force=getattr(ctx.args, "force", False))
+    summary = prepare_store(
+        ctx.home.store,
+        ctx.config,
+        force=getattr(ctx.args, "force", False),
+        resplit=getattr(ctx.args, "resplit", False),
+    )
     _log_summary(summary)
     return 0
 
@@ -284,6 +392,14 @@ def _log_summary(summary: dict[str, Any]) -> None:
         sessions["test"],
         summary["seconds"],
     )
+    boundaries = summary.get("split_boundaries") or {}
+    if boundaries:
+        log.info(
+            "splits fixed in UTC: validation from %s, test from %s (`micro data prepare "
+            "--resplit` moves them)",
+            boundaries.get("validation_start"),
+            boundaries.get("test_start"),
+        )
     if sum(sessions.values()) == 0:
         log.warning(
             "no sessions: the candles are too short or too gappy for data.session_bars; add "

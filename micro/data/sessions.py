@@ -4,10 +4,15 @@ Blocks. The stored rows are cut into gap-free blocks: a new block starts whereve
 the previous row is longer than `data.max_gap_minutes` or crosses the weekly close (Friday 21:00
 UTC). Missing minutes inside a block stay missing: sessions count rows, not minutes.
 
-Splits, by rows over all stored bars: rows [0, n_train) are train (n_train = ⌊T · train_fraction⌋),
-the next ⌊T · validation_fraction⌋ rows validation, the rest test. After each boundary the rows
-within `data.embargo_minutes` of the boundary bar's time belong to no split, so no window or
-feature lookback straddles two splits. The test split exists for final reporting only.
+Splits, by time: two UTC instants (`SplitBoundaries`) cut the bars into train (before the
+validation start), validation (from it to the test start) and test (from the test start on).
+They are fixed at the first prepare from the fractions of the bars then stored (the first
+⌊T · train_fraction⌋ rows train, the next ⌊T · validation_fraction⌋ validation, the rest test)
+and kept in the store's meta, so bars appended later fall into test and bars prepended into
+train: no stored bar ever moves across a boundary unless they are recomputed on purpose (`micro
+data prepare --resplit`). After each boundary the rows within `data.embargo_minutes` of it belong
+to no split, so no window or feature lookback straddles two splits. The test split exists for
+final reporting only.
 
 Sessions. Within each (block ∩ split zone), starting from its first row, a session is the
 `data.session_bars` (L) rows s..s+L−1 where the W = `features.window` − 1 + max(range_bars,
@@ -21,6 +26,8 @@ the next one right after it (a candidate that fails a test is skipped whole); no
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -68,12 +75,56 @@ def gap_summary(ts: np.ndarray, max_gap_minutes: int) -> GapSummary:
     return GapSummary(int(inside.sum()), largest, int(crosses.sum()))
 
 
-def split_zones(ts: np.ndarray, cfg: DataConfig) -> dict[str, tuple[int, int]]:
-    """Row range [start, end) of each split after the embargoes (ts: [T] seconds, sorted)."""
+@dataclass(frozen=True)
+class SplitBoundaries:
+    """The two instants (s UTC) that cut the bars into train < validation < test."""
+
+    validation_start: int  # the first validation bar opens at or after it (before the embargo)
+    test_start: int  # the first test bar opens at or after it (before the embargo)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "validation_start": utc_iso(self.validation_start),
+            "test_start": utc_iso(self.test_start),
+            "validation_start_unix": self.validation_start,
+            "test_start_unix": self.test_start,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SplitBoundaries:
+        return cls(int(data["validation_start_unix"]), int(data["test_start_unix"]))
+
+
+def utc_iso(seconds: int) -> str:
+    """ISO 8601 UTC (with offset) of unix seconds."""
+    return datetime.fromtimestamp(int(seconds), UTC).isoformat()
+
+
+def boundaries_from_fractions(ts: np.ndarray, cfg: DataConfig) -> SplitBoundaries:
+    """Boundaries at the bars ⌊T · train_fraction⌋ and that + ⌊T · validation_fraction⌋ of ts."""
     n = len(ts)
     n_train = int(n * cfg.train_fraction)
-    n_val = int(n * cfg.validation_fraction)
-    val_end = n_train + n_val
+    val_end = n_train + int(n * cfg.validation_fraction)
+    after_last = int(ts[-1]) + 60 if n else 0  # a boundary past the data: an empty split
+
+    def at(row: int) -> int:
+        return int(ts[row]) if row < n else after_last
+
+    return SplitBoundaries(at(n_train), at(val_end))
+
+
+def split_zones(
+    ts: np.ndarray, cfg: DataConfig, boundaries: SplitBoundaries | None = None
+) -> dict[str, tuple[int, int]]:
+    """Row range [start, end) of each split after the embargoes (ts: [T] seconds, sorted).
+
+    `boundaries` None: the ones the fractions of `cfg` give on these bars (a first prepare).
+    """
+    if boundaries is None:
+        boundaries = boundaries_from_fractions(ts, cfg)
+    n = len(ts)
+    n_train = int(np.searchsorted(ts, boundaries.validation_start, side="left"))
+    val_end = max(int(np.searchsorted(ts, boundaries.test_start, side="left")), n_train)
     embargo = cfg.embargo_minutes * 60
 
     def after_embargo(boundary: int, end: int) -> int:
@@ -143,16 +194,18 @@ def cut_sessions(
     pip: float,
     data_cfg: DataConfig,
     features_cfg: FeaturesConfig,
+    boundaries: SplitBoundaries | None = None,
 ) -> dict[str, np.ndarray]:
     """Split → [S] int64 first rows of its sessions, in time order.
 
-    ts: [T] int64 seconds (UTC, sorted); high/low: [T] float64 mid; outcome: [T] int8 labels.
+    ts: [T] int64 seconds (UTC, sorted); high/low: [T] float64 mid; outcome: [T] int8 labels;
+    `boundaries` as `split_zones` takes them.
     """
     starts = block_starts(ts, data_cfg.max_gap_minutes)
     # A tiny tolerance so a range of exactly the minimum is not lost to float rounding.
     min_range = data_cfg.min_session_range_pips * pip * (1.0 - 1e-9)
     sessions = {}
-    for split, (zone_start, zone_end) in split_zones(ts, data_cfg).items():
+    for split, (zone_start, zone_end) in split_zones(ts, data_cfg, boundaries).items():
         sessions[split] = _cut(
             starts,
             zone_start,

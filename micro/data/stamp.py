@@ -1,8 +1,9 @@
 """The prepare stamp: what `micro data prepare` records, and the read-only check against it.
 
 A prepare stamps the store's meta table with `feature_version`, `features_config_hash` (the
-features and data sections, not the synth_* demo-data knobs) and `candles_fingerprint` (count,
-first/last bar, checksum). `staleness` says why a store does not match this code, config and
+features and data sections, not the synth_* demo-data knobs nor the split fractions, which only
+place the boundaries at the first prepare or a `--resplit`), `candles_fingerprint` (count,
+first/last bar, checksum) and `split_boundaries` (the UTC instants fixed at the first prepare). `staleness` says why a store does not match this code, config and
 candles, reading only: every service that opens the store imports it from here, never the
 writer (`micro.data.prepare`).
 """
@@ -23,12 +24,16 @@ from micro.errors import DataError
 from micro.features import FEATURE_VERSION
 
 STAMP_KEYS = ("feature_version", "features_config_hash", "candles_fingerprint")
+SPLIT_FRACTIONS = ("train_fraction", "validation_fraction")  # used at the first prepare only
 
 
 def features_config_hash(config: Config) -> str:
-    """Hash of the settings that change the prepared tables (not the synth_* demo-data knobs)."""
+    """Hash of the settings that change the prepared tables (not the synth_* demo-data knobs,
+    nor the split fractions: the boundaries they gave are kept in the store)."""
     data = {
-        k: v for k, v in config.to_dict(redact=False)["data"].items() if not k.startswith("synth_")
+        k: v
+        for k, v in config.to_dict(redact=False)["data"].items()
+        if not k.startswith("synth_") and k not in SPLIT_FRACTIONS
     }
     blob = json.dumps(
         {"features": config.to_dict(redact=False)["features"], "data": data}, sort_keys=True
@@ -74,6 +79,8 @@ def staleness(
         fingerprint = candles_fingerprint(con, config.data.instrument)
     if get_meta(con, "candles_fingerprint") != fingerprint:
         return "the candles changed since the last prepare"
+    if get_meta(con, "split_boundaries") is None or get_meta(con, "split_candles") is None:
+        return "the store was prepared before split boundaries were fixed in UTC"
     return None
 
 

@@ -2,8 +2,10 @@
 
 `latest.pth` is rewritten often; `ckpt_ep{N:07d}.pth` every `checkpoint_every_episodes` (names in
 `micro.volumes`). Only the last `keep_checkpoints` numbered checkpoints are kept, but one is never
-deleted while the validator has not scored it (no `validation/validation_ep{N:07d}.json` yet)
-nor when it is the source of `best.pth`. Every .pth has a JSON sidecar, removed together with it.
+deleted while the validator has not scored it (no report named by its file and the sha256 its
+sidecar gives, `micro.volumes.report_name`: a report of a hand-scored `latest.pth` of the same
+episode does not count) nor when it is the source of `best.pth`. Every .pth has a JSON sidecar,
+removed together with it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from micro.volumes import (
     sidecar_path,
 )
 
-__all__ = ["LATEST", "best_source_episode", "numbered_name", "prune"]
+__all__ = ["LATEST", "best_source_episode", "is_scored", "numbered_name", "prune"]
 
 log = logging.getLogger("micro.train")
 
@@ -34,13 +36,20 @@ def best_source_episode(folder: Path) -> int | None:
     return None
 
 
+def is_scored(path: Path, episode: int, validation: Path) -> bool:
+    """Whether the validator wrote a report of exactly this checkpoint (its file and sha256)."""
+    sidecar = atomic.read_json(sidecar_path(path))
+    sha = sidecar.get("sha256") if isinstance(sidecar, dict) else None
+    return isinstance(sha, str) and (validation / report_name(episode, path.name, sha)).exists()
+
+
 def prune(checkpoints: Path, validation: Path, keep: int) -> list[Path]:
     """Delete numbered checkpoints beyond the newest `keep` that are scored and not best."""
     numbered = numbered_checkpoints(checkpoints)
     best = best_source_episode(checkpoints)
     removed = []
     for episode, path in numbered[: max(len(numbered) - keep, 0)]:
-        if episode == best or not (validation / report_name(episode)).exists():
+        if episode == best or not is_scored(path, episode, validation):
             continue
         for victim in (path, sidecar_path(path)):
             try:
