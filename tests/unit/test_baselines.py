@@ -10,12 +10,14 @@ import pytest
 
 from micro.config import Config, replace
 from micro.env.actions import BUY, CLOSE, FLAT, HOLD, SELL
-from micro.env.trades import empty_trades
+from micro.env.trades import EXIT_AGENT, EXIT_STOP_LOSS, empty_trades
 from micro.env.trading import Observation, TradingEnv, run_sessions
 from micro.validation.baselines import (
     baselines_report,
     buy_and_hold,
+    draw_planned_holding,
     moving_average_crossover,
+    planned_holding_survival,
     random_entry_percentile,
     random_traders,
     simple_moving_average,
@@ -61,17 +63,22 @@ def test_random_traders_match_the_agents_count_holding_times_and_sides_per_sessi
     by_session = Counter(agent["session"].tolist())
     for r in range(50):
         assert Counter(traders.sides[r].tolist()) == Counter(agent["side"].tolist())
-        entry, hold = traders.entry_rows[r], traders.holding_bars[r]
+        entry, slot = traders.entry_rows[r], traders.slot_bars[r]
         for start, count in by_session.items():
             mine = traders.sessions == start
             assert mine.sum() == count
-            assert sorted(hold[mine]) == sorted(agent["bars_held"][agent["session"] == start])
-            e, h = entry[mine], hold[mine]
+            assert sorted(slot[mine]) == sorted(agent["bars_held"][agent["session"] == start])
+            e, h = entry[mine], slot[mine]
             assert np.all(e >= start) and np.all(e + h <= start + L - 1)  # inside the session
-            assert np.all(e[1:] >= e[:-1] + h[:-1])  # one after another, never overlapping
+            assert np.all(e[1:] >= e[:-1] + h[:-1])  # slots one after another, never overlapping
     assert np.all(traders.bars_held <= traders.holding_bars)
+    assert np.all(traders.holding_bars >= traders.slot_bars)  # a plan is never below the slot
+    exits = traders.entry_rows + traders.bars_held
+    assert np.all(exits <= traders.sessions[None, :] + L - 1)  # nothing outlives its session
     if not config.env.use_stop_loss:
+        assert traders.imputed == 0
         assert np.array_equal(traders.bars_held, traders.holding_bars)
+        assert np.array_equal(traders.holding_bars, traders.slot_bars)
 
 
 def test_random_traders_are_reproducible_by_seed_and_vary_between_traders() -> None:
@@ -283,5 +290,58 @@ def test_the_two_random_baselines_tell_a_side_bet_from_timing() -> None:
 def test_with_no_trades_the_fair_coin_ranking_is_empty_too() -> None:
     market, starts = market_and_starts()
     report = baselines_report(market, CONFIG, starts, empty_trades(), runs=10, seed=1)
-    assert report["random_entry_fair_coin"] == report["random_entry"]  # both empty
+    coin, matched = report["random_entry_fair_coin"], report["random_entry"]
+    assert {**coin, "sides": "agent"} == matched  # both empty; only the side rule differs
     assert report["random_entry_fair_coin"]["agent_percentile"] is None
+
+
+def test_planned_holding_survival_is_kaplan_meier_with_stops_censored_a_bar_early() -> None:
+    # Closed after 1 and 3 bars; stopped after 2 and 4 (planned for at least 2 and 4 bars).
+    times, mass, beyond = planned_holding_survival(
+        np.array([1, 2, 3, 4]), np.array([True, False, True, False])
+    )
+    # At 1 bar all 4 are at risk, one closes: S = 3/4. At 3 bars the closed 3 and the stopped 4
+    # are at risk, one closes: S = 3/8, and 3/8 of the plans are longer than any close.
+    assert times.tolist() == [1, 3]
+    assert mass.tolist() == pytest.approx([1 / 4, 3 / 8])
+    assert beyond == pytest.approx(3 / 8)
+
+    all_closed = planned_holding_survival(np.array([2, 2, 5, 9]), np.ones(4, dtype=bool))
+    assert all_closed[0].tolist() == [2, 5, 9]
+    assert all_closed[1].tolist() == pytest.approx([0.5, 0.25, 0.25]) and all_closed[2] == 0.0
+
+
+def test_a_stopped_trades_plan_is_drawn_given_it_lasted_at_least_as_long() -> None:
+    times, mass, _ = planned_holding_survival(
+        np.array([1, 2, 3, 4]), np.array([True, False, True, False])
+    )
+    uniforms = np.random.default_rng(0).random(20_000)
+
+    plans = draw_planned_holding(np.full(uniforms.size, 2), times, mass, 119, uniforms)
+
+    # Given H >= 2 the mass left is 3/8 at 3 bars and 3/8 beyond (the session end): half each.
+    assert set(np.unique(plans).tolist()) == {3, 119}
+    assert np.mean(plans == 3) == pytest.approx(0.5, abs=0.02)
+    long_stop = draw_planned_holding(np.full(5, 50), times, mass, 119, uniforms[:5])
+    assert long_stop.tolist() == [119] * 5  # longer than every close: held to the session end
+    never_closed = draw_planned_holding(np.array([4, 7]), np.zeros(0, np.int64), np.zeros(0), 119,
+                                        uniforms[:2])  # fmt: skip
+    assert never_closed.tolist() == [119, 119]
+
+
+def test_only_stopped_trades_get_a_drawn_plan_and_the_time_in_market_matches() -> None:
+    market, starts = market_and_starts(sessions=40, seed=11)
+    config = replace(CONFIG, **{"risk.stop_loss_pips": 10.0})
+    agent = run_sessions(market, config, starts, coin_flipper(3))
+    stopped = agent["exit_reason"] == EXIT_STOP_LOSS
+    assert 0.2 < stopped.mean() < 0.8 and np.any(agent["exit_reason"] == EXIT_AGENT)
+
+    traders = random_traders(market, config, starts, agent, runs=300, seed=2)
+    report = random_entry_percentile(market, config, starts, agent, runs=300, seed=2)
+
+    assert traders.imputed == report["imputed_plans"] == stopped.sum()
+    drawn = traders.holding_bars != traders.slot_bars  # only a stopped trade's slot can differ
+    assert drawn.any() and np.all(traders.holding_bars[drawn] > traders.slot_bars[drawn])
+    assert report["holding"] == "planned"
+    assert report["agent_bars_in_market"] == agent["bars_held"].sum()
+    assert report["time_in_market_ratio"] == pytest.approx(1.0, abs=0.08)
