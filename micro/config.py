@@ -241,6 +241,16 @@ class ValidationConfig:
         "sqn_p25", choices=("sqn_p25", "sqn", "expectancy_p25", "car25")
     )
     """Score a checkpoint must beat the current best on to be promoted."""
+    min_expectancy_p5_pips: float = _f(0.0, ge=-1000.0, le=1000.0)
+    """Promotion gate: the bootstrap's 5th-percentile expectancy (pips per trade) must exceed it."""
+    min_random_entry_percentile: float = _f(95.0, ge=0.0, le=100.0)
+    """Promotion gate: the rank against random entry with the agent's own sides (timing skill)."""
+    min_dsr: float = _f(0.95, ge=0.0, le=1.0)
+    """Promotion gate: the Deflated Sharpe Ratio over every checkpoint scored on the same data."""
+    pbo_blocks: int = _f(8, ge=2, le=16)
+    """Time blocks of the validation sessions for the PBO's combinatorial cross-validation."""
+    max_test_drop: float = _f(0.5, gt=0.0, le=10.0)
+    """A new best whose test expectancy falls more than this share below validation is flagged."""
     safe_f_horizon_years: float = _f(2.0, gt=0.0)
     """Horizon of Bandy's safe-f drawdown simulation (years at the observed trade rate)."""
     safe_f_drawdown_tolerance: float = _f(0.20, gt=0.0, lt=1.0)

@@ -70,7 +70,8 @@ def best_checkpoint(home: Home) -> Path:
 
 # ---------------------------------------------------------------- validation/
 
-REPORT = re.compile(r"^validation_ep(\d{7,})(?:_(.+)_([0-9a-f]{12}))?\.json$")  # one per scored file
+# one report per scored file: validation_ep{N:07d}_{checkpoint stem}_{sha256[:12]}.json
+REPORT = re.compile(r"^validation_ep(\d{7,})(?:_(.+)_([0-9a-f]{12}))?\.json$")
 REPORT_SPLITS = ("validation", "test")  # test-split reports live apart, in validation/test/
 REPORT_SHA_CHARS = 12  # hex digits of the checkpoint's sha256 in its report's name
 BEST_METRICS = "best_metrics.json"
@@ -357,7 +358,38 @@ class ValidatorStatus(Record):
 
 # ---------------------------------------------------------------- validation reports
 
-REPORT_SCHEMA = 1  # `schema_version` of validation/validation_ep{N:07d}.json (README documents it)
+REPORT_SCHEMA = 1  # `schema_version` of a validation report (README documents it)
+
+
+@dataclass(frozen=True)
+class GateResult(Record):
+    """One promotion gate as the validator applied it: the figure, its bound, and the verdict."""
+
+    name: str | None = None  # e.g. "min_dsr"
+    value: Any = None  # the candidate's figure (a number, or a word)
+    threshold: Any = None  # the bound it is held to (None: nothing to compare with)
+    passed: bool | None = None
+    line: str | None = None  # one line a trader reads, e.g. "DSR 0.97 ≥ validation.min_dsr 0.95"
+
+
+@dataclass(frozen=True)
+class BestOnTest(Record):
+    """The best checkpoint scored once on the test split after its promotion (never selects)."""
+
+    status: str | None = None  # "ok", "failed", "timeout"
+    error: str | None = None
+    trades: int | None = None
+    expectancy_pips: float | None = None
+    expectancy_p05: float | None = None
+    sqn: float | None = None
+    max_drawdown_pct: float | None = None
+    sharpe: float | None = None  # annualised
+    random_entry_percentile: float | None = None
+    report: str | None = None  # path of the test report
+    scored_at: str | None = None  # ISO 8601 UTC
+    drop: float | None = None  # 1 − test expectancy / validation expectancy
+    flagged: bool | None = None  # drop beyond validation.max_test_drop (or test expectancy ≤ 0)
+    why: str | None = None  # the flag in one line
 
 
 @dataclass(frozen=True)
@@ -387,7 +419,11 @@ class ReportSummary:
     fair_coin_percentile: float | None = None  # rank against random entry, fair coin's sides
     buy_share: float | None = None  # share of greedy decisions that bought
     sell_share: float | None = None
+    dsr: float | None = None  # over every checkpoint on the same data, at promotion time
+    pbo: float | None = None  # probability of backtest overfitting among them
     promoted: bool | None = None
+    reason: str | None = None  # the promotion decision in one line
+    gates: tuple[GateResult, ...] = ()
 
     # where each figure sits in the report
     PLACES: ClassVar[dict[str, tuple[str, ...]]] = {
@@ -406,7 +442,11 @@ class ReportSummary:
         "fair_coin_percentile": ("baselines", "random_entry_fair_coin", "agent_percentile"),
         "buy_share": ("evaluation", "actions", "BUY"),
         "sell_share": ("evaluation", "actions", "SELL"),
+        "dsr": ("sharpe", "dsr"),
+        "pbo": ("selection", "pbo", "pbo"),
         "promoted": ("promotion", "promoted"),
+        "reason": ("promotion", "reason"),
+        "gates": ("promotion", "gates"),
     }
 
     @classmethod
@@ -441,9 +481,17 @@ class BestMetrics(Record):
     expectancy_pips: float | None = None
     sqn: float | None = None
     max_drawdown_pct: float | None = None
+    expectancy_p05: float | None = None  # bootstrap 5th percentile (pips per trade)
+    random_entry_percentile: float | None = None  # rank against random entry, agent's sides
+    dsr: float | None = None  # deflated over every checkpoint on the same data
+    effective_trials: float | None = None  # the DSR's N̂
+    pbo: float | None = None
+    gates: tuple[GateResult, ...] = ()  # every gate it passed, with its value
+    data_fingerprint: dict[str, Any] | None = None  # what it was scored on (validation)
     report: str | None = None  # path of its report
     promoted_at: str | None = None  # ISO 8601 UTC
     promoted_unix: float | None = None  # s UTC
+    test: BestOnTest | None = None  # None until scored on the test split after promotion
 
 
 # ---------------------------------------------------------------- live state
@@ -464,8 +512,9 @@ class LiveState(Record):
 
     The trader reads it back at start-up to resume its position, pending order and risk state.
     Its parts keep their owners' shapes: `position` is `micro.live.book.Position.to_dict()`,
-    `pending_order` a `PendingOrder`, `risk` a `RiskState.to_dict()`, `circuit` the breaker's
-    snapshot, `model` the `ModelInUse`, `last_bar` a `Candle`.
+    `pending_order` and `lost_order` a `PendingOrder`, `risk` a `RiskState.to_dict()`, `circuit`
+    the breaker's snapshot, `model` the `ModelInUse`, `last_bar` a `Candle`, `accounting` the
+    day's `micro.live.accounting.Ledger`.
     """
 
     SCHEMA = 1
@@ -489,6 +538,8 @@ class LiveState(Record):
     trades: int | None = None
     updated_unix: float | None = None  # s UTC
     written_at: str | None = None  # ISO 8601 UTC
+    lost_order: dict[str, Any] | None = None  # an order found not received: its id is fenced
+    accounting: dict[str, Any] = field(default_factory=dict)  # the day's `Ledger` (broker-true)
 
 
 # ---------------------------------------------------------------- micro up

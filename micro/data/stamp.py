@@ -3,9 +3,9 @@
 A prepare stamps the store's meta table with `feature_version`, `features_config_hash` (the
 features and data sections, not the synth_* demo-data knobs nor the split fractions, which only
 place the boundaries at the first prepare or a `--resplit`), `candles_fingerprint` (count,
-first/last bar, checksum) and `split_boundaries` (the UTC instants fixed at the first prepare). `staleness` says why a store does not match this code, config and
-candles, reading only: every service that opens the store imports it from here, never the
-writer (`micro.data.prepare`).
+first/last bar, checksum) and `split_boundaries` (the UTC instants fixed at the first prepare).
+`staleness` says why a store does not match this code, config and candles, reading only: every
+service that opens the store imports it from here, never the writer (`micro.data.prepare`).
 """
 
 from __future__ import annotations

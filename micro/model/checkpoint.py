@@ -4,8 +4,9 @@
 format version, the counters and the optional optimizer/trainer states (tensors and plain
 containers only, so `torch.load(weights_only=True)` reads it). `ckpt.json` beside it holds what a
 listing needs without torch: format_version, episode, learner_step, created_at (UTC), the
-model/feature config hash and the sha256 of the .pth. Both are written atomically, the sidecar
-last, so a sidecar never names a missing file.
+model/feature config hash, the sha256 of the .pth and the data fingerprint of the store it was
+trained on (`micro.data.fingerprint`; also inside the .pth, so it is covered by the sha256).
+Both are written atomically, the sidecar last, so a sidecar never names a missing file.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class LoadedCheckpoint:
     trainer_state: dict[str, Any] | None
     episode: int
     learner_step: int
+    data_fingerprint: dict[str, Any] | None = None  # what it was trained on (None: not recorded)
 
 
 def save_checkpoint(
@@ -57,8 +59,12 @@ def save_checkpoint(
     learner_step: int,
     optimizer_state: dict[str, Any] | None = None,
     trainer_state: dict[str, Any] | None = None,
+    data_fingerprint: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write `path` (.pth) then its sidecar, each atomically; returns the sidecar."""
+    """Write `path` (.pth) then its sidecar, each atomically; returns the sidecar.
+
+    `data_fingerprint`: the store's (`micro.data.fingerprint.read_fingerprint`), kept in both.
+    """
     path = Path(path)
     plain_config = config.to_dict(redact=True)
     payload = {
@@ -70,6 +76,7 @@ def save_checkpoint(
         "state_dict": {k: v.detach() for k, v in net.state_dict().items()},
         "optimizer_state": optimizer_state,
         "trainer_state": trainer_state,
+        "data_fingerprint": data_fingerprint,
     }
     _check_loadable(payload, "checkpoint")
     buffer = io.BytesIO()
@@ -85,6 +92,7 @@ def save_checkpoint(
         "model_config_hash": config.section_hash(*MODEL_SECTIONS),
         "sha256": hashlib.sha256(blob).hexdigest(),
         "size_bytes": len(blob),
+        "data_fingerprint": data_fingerprint,
     }
     write_json(sidecar_path(path), sidecar)
     return sidecar
@@ -149,7 +157,12 @@ def load_checkpoint(
         trainer_state=payload.get("trainer_state"),
         episode=int(payload.get("episode", 0)),
         learner_step=int(payload.get("learner_step", 0)),
+        data_fingerprint=_fingerprint(payload.get("data_fingerprint")),
     )
+
+
+def _fingerprint(value: Any) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) else None
 
 
 def config_differences(stored: dict[str, Any], config: Config) -> list[str]:

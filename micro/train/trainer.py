@@ -81,6 +81,10 @@ class Trainer:
                 f"{home.store}: no training sessions; import or synthesise more data "
                 "(`micro data synth --days 60`) and run `micro data prepare`"
             )
+        from micro.data.fingerprint import read_fingerprint
+
+        # What every checkpoint of this run is bound to (self-play's simulations).
+        self.data_fingerprint = read_fingerprint(home.store, config, config.mcts.simulations)
         cores = os.cpu_count() or 2
         threads = config.train.threads or max(1, cores - config.train.actors)
         torch.set_num_threads(threads)
@@ -128,6 +132,7 @@ class Trainer:
             log.info("starting a new run (no %s)", path)
             return
         loaded = load_checkpoint(path, self.config)
+        self._check_same_data(path, loaded.data_fingerprint)
         self.net.load_state_dict(loaded.net.state_dict())
         if loaded.optimizer_state:
             self.learner.optimizer.load_state_dict(loaded.optimizer_state)
@@ -148,6 +153,19 @@ class Trainer:
             torch.set_rng_state(state["torch_rng"])
         self.learner.steps = c.learner_steps
         log.info("resumed from %s: episode %d, learner step %d", path, c.episodes, c.learner_steps)
+
+    def _check_same_data(self, path: Path, theirs: dict[str, Any] | None) -> None:
+        """UserError (one line) when `path` was trained on other data than the store holds."""
+        from micro.data.fingerprint import differences
+        from micro.errors import UserError
+
+        differ = differences(theirs, self.data_fingerprint, "training")
+        if differ:
+            raise UserError(
+                f"{path}: trained on other data than {self.home.store} holds "
+                f"({'; '.join(differ)}); restore that data, or start a new run by moving "
+                f"{self.home.checkpoints} away"
+            )
 
     def _trainer_state(self) -> dict:
         c = self.counters
@@ -175,6 +193,7 @@ class Trainer:
             learner_step=self.counters.learner_steps,
             optimizer_state=self.learner.optimizer.state_dict(),
             trainer_state=self._trainer_state(),
+            data_fingerprint=self.data_fingerprint,
         )
 
     def request_stop(self, reason: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from micro.runtime import Context
 
@@ -20,9 +21,12 @@ def register(
         description=(
             "Score CHECKPOINT with greedy decisions on the validation (or test) sessions: "
             "metrics, Monte Carlo bootstrap, safe-f/CAR25, Sharpe/PSR/DSR and baselines, "
-            "written to validation/validation_ep{N:07d}.json (test: validation/test/). A "
-            "numbered checkpoint that earns it becomes checkpoints/best.pth. --watch runs the "
-            "validator service: every new numbered checkpoint is scored until stopped."
+            "written to validation/validation_ep{N:07d}_{file}_{sha256[:12]}.json (test: "
+            "validation/test/). A numbered checkpoint that passes every promotion gate (skill "
+            "at the 95% level, DSR over every checkpoint on the same data, and beating the "
+            "best) becomes checkpoints/best.pth and is then scored once on the test split. "
+            "--watch runs the validator service: every new numbered checkpoint is scored "
+            "until stopped."
         ),
     )
     validate.add_argument(
@@ -86,10 +90,14 @@ def resolve_checkpoint(ctx: Context, given: str) -> Path:
 
 
 def validate_one(ctx: Context, checkpoint: Path, split: str) -> int:
-    """Score one checkpoint, decide on promotion, write the report, print a short summary."""
+    """Score one checkpoint, decide on promotion, write the report, print a short summary.
+
+    A promoted checkpoint is then scored once on the test split, beside its validation figures.
+    """
+    from micro.errors import UserError
     from micro.validation.evaluate import simulations_for
-    from micro.validation.promotion import conclude, record_event
-    from micro.validation.report import score_checkpoint, summary_lines
+    from micro.validation.promotion import conclude, record_event, record_test
+    from micro.validation.report import FAILED, failure_report, score_checkpoint, summary_lines
 
     ctx.start_logging("validation", console=False)
     config = ctx.config
@@ -114,4 +122,29 @@ def validate_one(ctx: Context, checkpoint: Path, split: str) -> int:
     for line in summary_lines(report):
         print(line)
     print(f"report: {path}")
+    if report["promotion"]["promoted"]:
+        print("scoring the new best once on the test split (never used to select)…", flush=True)
+        try:
+            test = score_checkpoint(ctx.home, config, checkpoint, "test")
+        except UserError as exc:  # no test sessions, say: recorded, the promotion stands
+            info = report["checkpoint"]
+            test = failure_report(_info(info), "test", FAILED, str(exc), 0.0)
+        figures = record_test(ctx.home, config, test)
+        if figures is not None:
+            flag = "FLAGGED: " if figures.flagged else ""
+            print(f"  test split: {flag}{figures.why or figures.error}")
+            print(f"test report: {figures.report}")
     return 0
+
+
+def _info(checkpoint: dict[str, Any]) -> Any:
+    """The CheckpointInfo of a report's `checkpoint` block."""
+    from micro.validation.report import CheckpointInfo
+
+    return CheckpointInfo(
+        path=Path(checkpoint["path"]),
+        episode=int(checkpoint["episode"]),
+        sidecar=checkpoint.get("sidecar"),
+        learner_step=checkpoint.get("learner_step"),
+        promotable=bool(checkpoint.get("promotable")),
+    )

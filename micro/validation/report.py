@@ -5,7 +5,10 @@
 (metrics, Monte Carlo bootstrap, safe-f/CAR25, Sharpe/Sortino/PSR/DSR, baselines).
 `build_report` assembles the dict (every key is documented in README.md, "Validation reports");
 `failure_report` is the short form for a checkpoint that could not be scored. The promotion
-decision is added by `micro.validation.promotion` before the report is written.
+decision, and the DSR over every checkpoint scored on the same data (`micro.validation.
+selection`, computed at promotion time), are added by `micro.validation.promotion` before the
+report is written. A report carries the data fingerprint of what it was scored on and the net
+pips of each session (the trials' correlation and PBO need them).
 
 Reports of the validation split live in `validation/`, those of the test split in
 `validation/test/`, so test results never take part in selecting a checkpoint (nor in its DSR).
@@ -14,7 +17,6 @@ Reports of the validation split live in `validation/`, those of the test split i
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,25 +24,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from micro import __version__, atomic
+from micro import __version__
 from micro.config import Config
 from micro.errors import CheckpointError, DataError
 from micro.home import Home
 from micro.validation.baselines import baselines_report
-from micro.validation.evaluate import Evaluation, evaluate, evaluation_starts
+from micro.validation.evaluate import Evaluation, evaluate, evaluation_starts, simulations_for
 from micro.validation.metrics import covered_days, trade_metrics
 from micro.validation.montecarlo import bootstrap
 from micro.validation.sharpe import sharpe_report
 from micro.validation.sizing import configured_safe_f
-from micro.volumes import (
-    NUMBERED,
-    REPORT_SCHEMA,
-    ReportSummary,
-    SchemaError,
-    checkpoint_episode,
-    report_files,
-    reports_folder,
-)
+from micro.volumes import NUMBERED, REPORT_SCHEMA, checkpoint_episode
 
 if TYPE_CHECKING:
     from micro.data.market import Market
@@ -76,25 +70,6 @@ def is_promotable(home: Home, checkpoint: Path) -> bool:
     return bool(NUMBERED.match(path.name)) and path.parent == home.checkpoints.resolve()
 
 
-def trial_sharpes(folder: Path, exclude_episode: int | None = None) -> list[float]:
-    """Per-period (daily) Sharpe of every scored report in `folder`: the trials of the DSR.
-
-    A report this micro cannot read (unreadable, or of another schema) is no trial.
-    """
-    out = []
-    for episode, path in report_files(folder):
-        report = atomic.read_json(path)
-        if episode == exclude_episode or not isinstance(report, dict):
-            continue
-        try:
-            summary = ReportSummary.from_report(report, str(path))
-        except SchemaError:
-            continue
-        if summary.status == OK and summary.sharpe_daily is not None:
-            out.append(summary.sharpe_daily)
-    return out
-
-
 def utc_now() -> tuple[str, float]:
     """(ISO-8601 UTC to the second, unix seconds) of now."""
     now = time.time()
@@ -110,10 +85,10 @@ def build_report(
     market: Market,
     config: Config,
     checkpoint: CheckpointInfo,
-    trials: Sequence[float] = (),
     load_seconds: float = 0.0,
+    data_fingerprint: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The full report of one greedy run (status "ok"); `trials`: other checkpoints' Sharpes."""
+    """The full report of one greedy run (status "ok"), its DSR without other trials yet."""
     v = config.validation
     starts = evaluation.starts  # [S]
     trades = evaluation.trades  # [K] TRADE_DTYPE
@@ -133,8 +108,9 @@ def build_report(
     del metrics["equity_curve"]  # every trade's point: the sampled curve keeps peaks & troughs
     montecarlo = bootstrap(pips, runs=v.bootstrap_runs, seed=v.seed, block_size=v.block_size)
     sizing = configured_safe_f(pips, metrics["trades_per_day"], v)
-    own = sharpe_report(trades, days)["sharpe_daily"]
-    sharpe = sharpe_report(trades, days, [*trials, own])
+    sharpe = sharpe_report(trades, days)
+    session_pnl = np.zeros(starts.size)  # [S] net pips of each session
+    np.add.at(session_pnl, np.searchsorted(starts, trades["session"]), pips)
     statistics_seconds = time.perf_counter() - began
     began = time.perf_counter()
     baselines = baselines_report(market, config, starts, trades)
@@ -159,6 +135,7 @@ def build_report(
             "first_start_utc": _utc(market.ts[starts[0]]) if starts.size else None,
             "last_end_utc": _utc(market.ts[starts[-1] + length - 1]) if starts.size else None,
             "start_utc": [_utc(market.ts[s]) for s in starts],
+            "pnl_pips": [float(x) for x in session_pnl],
         },
         "evaluation": {
             "mode": "greedy",
@@ -184,6 +161,7 @@ def build_report(
             ),
         },
         "config": config.to_dict(redact=True),
+        "data_fingerprint": data_fingerprint,
         "promotion": None,
     }
 
@@ -223,6 +201,7 @@ def score_checkpoint(
     Raises CheckpointError for a missing/truncated/corrupt/incompatible file and DataError for
     an unprepared store or a split without sessions.
     """
+    from micro.data.fingerprint import differences, read_fingerprint
     from micro.data.market import load_market
     from micro.model.checkpoint import load_checkpoint, read_sidecar
 
@@ -237,6 +216,14 @@ def score_checkpoint(
     loaded = load_checkpoint(checkpoint, config)
     if market is None:
         market = load_market(home.store, config)
+    fingerprint = read_fingerprint(home.store, config, simulations_for(config))
+    if loaded.data_fingerprint is not None:  # one without is scored, never promoted
+        differ = differences(loaded.data_fingerprint, fingerprint, "training")
+        if differ:
+            raise CheckpointError(
+                f"{checkpoint}: trained on other data than {home.store} holds "
+                f"({'; '.join(differ)}); score it on the data it was trained on"
+            )
     starts = evaluation_starts(market, split, config.validation.max_sessions)
     if starts.size == 0:
         raise DataError(
@@ -255,8 +242,7 @@ def score_checkpoint(
     )
     load_seconds = time.perf_counter() - began
     evaluation = evaluate(loaded.net, market, config, starts, split=split)
-    trials = trial_sharpes(reports_folder(home, split), exclude_episode=info.episode)
-    return build_report(evaluation, market, config, info, trials, load_seconds)
+    return build_report(evaluation, market, config, info, load_seconds, fingerprint)
 
 
 def summary_lines(report: dict[str, Any]) -> list[str]:

@@ -15,6 +15,11 @@ last exit day, plus any other day with an exit.
 - DSR (Bailey & López de Prado 2014): PSR(SR0) with SR0 = √V[SR_k] × ((1 − γ)Φ⁻¹(1 − 1/K) +
   γΦ⁻¹(1 − 1/(K·e))), γ the Euler–Mascheroni constant, over the per-period Sharpe ratios SR_k of
   the K checkpoints scored so far (V: sample variance). With K < 2 there was no selection: SR0 = 0.
+  K may be the *effective* number of independent trials (`effective_trials`): correlated
+  checkpoints (neighbours of one run) are fewer independent tries than their count.
+- Effective trials (Bailey & López de Prado 2014, §"number of trials"; López de Prado 2018):
+  N̂ = ρ̄ + (1 − ρ̄)·M for M trials whose returns have average pairwise correlation ρ̄ (here the
+  per-session P&L of each checkpoint on the same sessions; ρ̄ floored at 0, so N̂ ∈ [1, M]).
 
 Φ uses math.erfc; Φ⁻¹ is Acklam's rational approximation polished by one Halley step (error
 ~1e-15), so scipy is not needed.
@@ -120,31 +125,75 @@ def probabilistic_sharpe_ratio(
     return normal_cdf((sharpe - benchmark) * math.sqrt(n - 1) / math.sqrt(radicand))
 
 
-def luck_threshold(variance: float, trials: int) -> float:
-    """SR0 = √V × ((1 − γ)Φ⁻¹(1 − 1/K) + γΦ⁻¹(1 − 1/(K·e))): the best of K trials' luck."""
-    if trials < 2 or not variance > 0.0:
+def luck_threshold(variance: float, trials: float) -> float:
+    """SR0 = √V × ((1 − γ)Φ⁻¹(1 − 1/K) + γΦ⁻¹(1 − 1/(K·e))): the best of K trials' luck.
+
+    K may be fractional (an effective number of trials); below 1 + ε there is no selection, and
+    SR0 is never below 0 (the formula dips under 0 for K close to 1).
+    """
+    if not trials > 1.0 or not variance > 0.0:
         return 0.0
     g = EULER_MASCHERONI
-    return math.sqrt(variance) * (
-        (1.0 - g) * normal_ppf(1.0 - 1.0 / trials) + g * normal_ppf(1.0 - 1.0 / (trials * math.e))
+    return max(
+        0.0,
+        math.sqrt(variance)
+        * (
+            (1.0 - g) * normal_ppf(1.0 - 1.0 / trials)
+            + g * normal_ppf(1.0 - 1.0 / (trials * math.e))
+        ),
     )
 
 
-def expected_max_sharpe(trial_sharpes: Sequence[float | None]) -> float:
-    """SR0 of the DSR from the per-period Sharpes of the K trials (None/NaN entries skipped)."""
+def expected_max_sharpe(
+    trial_sharpes: Sequence[float | None], effective: float | None = None
+) -> float:
+    """SR0 of the DSR from the per-period Sharpes of the K trials (None/NaN entries skipped).
+
+    `effective`: the effective number of independent trials to use instead of K.
+    """
     values = np.asarray([v for v in trial_sharpes if v is not None and math.isfinite(v)])
     if values.size < 2:
         return 0.0
-    return luck_threshold(float(values.var(ddof=1)), int(values.size))
+    trials = float(values.size) if effective is None else float(effective)
+    return luck_threshold(float(values.var(ddof=1)), trials)
 
 
 def deflated_sharpe_ratio(
-    sharpe: float, n: int, skewness: float, kurtosis: float, trial_sharpes: Sequence[float | None]
+    sharpe: float,
+    n: int,
+    skewness: float,
+    kurtosis: float,
+    trial_sharpes: Sequence[float | None],
+    effective: float | None = None,
 ) -> float | None:
     """DSR: PSR against the luck of the best of the K per-period Sharpes in `trial_sharpes`."""
     return probabilistic_sharpe_ratio(
-        sharpe, n, skewness, kurtosis, benchmark=expected_max_sharpe(trial_sharpes)
+        sharpe, n, skewness, kurtosis, benchmark=expected_max_sharpe(trial_sharpes, effective)
     )
+
+
+def effective_trials(returns: np.ndarray) -> tuple[float, float | None]:
+    """(N̂, ρ̄) of M trials from their [M, S] returns on the same S periods.
+
+    ρ̄ is the mean Pearson correlation over the pairs of trials whose returns vary (a trial that
+    never traded correlates with nothing); N̂ = ρ̄ + (1 − ρ̄)·M with ρ̄ floored at 0. Without a
+    defined pair, the trials count as independent (N̂ = M, ρ̄ None).
+    """
+    returns = np.asarray(returns, dtype=np.float64)  # [M, S]
+    m = int(returns.shape[0]) if returns.ndim == 2 else 0
+    if m < 2 or returns.shape[1] < 2:
+        return float(m), None
+    centred = returns - returns.mean(axis=1, keepdims=True)  # [M, S]
+    norms = np.sqrt((centred**2).sum(axis=1))  # [M]
+    varies = norms > ZERO_STD_RTOL * np.maximum(1.0, np.abs(returns).max(axis=1))
+    unit = centred[varies] / norms[varies, None]  # [M', S]
+    if unit.shape[0] < 2:
+        return float(m), None
+    corr = unit @ unit.T  # [M', M']
+    pairs = corr[np.triu_indices(unit.shape[0], k=1)]
+    rho = float(np.clip(pairs.mean(), -1.0, 1.0))
+    floored = max(rho, 0.0)
+    return floored + (1.0 - floored) * m, rho
 
 
 def sharpe_report(

@@ -1,8 +1,12 @@
 """`micro validate --watch`: the validator service, scoring every checkpoint the trainer writes.
 
 Every `validation.poll_seconds` it lists checkpoints/ and scores the numbered checkpoints that
-have a sidecar and no report yet: the newest first, then (re-listing after each) the older ones
-it missed. Each is scored in a child process (the `multiprocess` package, spawn start) so that a
+have a sidecar and no report of their own bytes yet (reports are named by checkpoint file and
+sha256, so a hand-scored `latest.pth` never hides one): the newest first, then (re-listing after
+each) the older ones it missed. A best not yet scored on the test split goes before them all:
+every promotion is followed at once by one scoring of the new best on the test split, whose
+figures go beside the validation ones (`micro.validation.promotion.record_test`). Each is
+scored in a child process (the `multiprocess` package, spawn start) so that a
 run past `validation.checkpoint_time_limit_seconds` can be killed; the parent alone decides
 promotion and writes files, so killing a child never leaves anything half-written.
 
@@ -40,7 +44,15 @@ from micro.home import Home
 from micro.model.checkpoint import read_sidecar
 from micro.processes import die_with_parent
 from micro.validation.learning_curve import LearningCurve
-from micro.validation.promotion import conclude, current_best, record_event, write_report
+from micro.validation.promotion import (
+    conclude,
+    content_sha,
+    current_best,
+    record_event,
+    record_test,
+    untested_best,
+    write_report,
+)
 from micro.validation.report import (
     FAILED,
     OK,
@@ -64,6 +76,8 @@ from micro.volumes import (
     validator_status_path,
 )
 
+Outcome = tuple[str, Any, str | None]  # (kind, report or error, traceback)
+
 log = logging.getLogger("micro.validation")
 
 TICK_SECONDS = 0.2  # how often a wait looks at signals, the child and the clock
@@ -72,13 +86,16 @@ DATA_ERROR = "data"  # outcome kind of a store problem: retried, never a report
 
 
 def pending(home: Home, split: str) -> list[tuple[int, Path]]:
-    """(episode, path) of numbered checkpoints with a sidecar file and no report, newest first."""
+    """(episode, path) of numbered checkpoints with a sidecar file and no report of their bytes,
+    newest first (a broken sidecar: the bytes' own sha256 names the report)."""
     folder = reports_folder(home, split)
-    found = [
-        (episode, path)
-        for episode, path in numbered_checkpoints(home.checkpoints)
-        if sidecar_path(path).exists() and not (folder / report_name(episode)).exists()
-    ]
+    found = []
+    for episode, path in numbered_checkpoints(home.checkpoints):
+        if not sidecar_path(path).exists():
+            continue
+        sha = content_sha({"path": str(path), "sidecar": read_sidecar(path)})
+        if not (folder / report_name(episode, path.name, sha)).exists():
+            found.append((episode, path))
     return sorted(found, reverse=True)
 
 
@@ -181,6 +198,11 @@ class Watcher:
         try:
             self.write_status(state="idle")
             while not self.stopping:
+                untested = untested_best(self.home) if self.split == "validation" else None
+                if untested is not None:
+                    if self.test_best(*untested):
+                        self.wait(self.validation.poll_seconds)
+                    continue
                 todo = pending(self.home, self.split)
                 if todo:
                     episode, path = todo[0]
@@ -210,6 +232,53 @@ class Watcher:
 
     def score(self, episode: int, path: Path) -> bool:
         """Score one checkpoint and record the outcome; True when it must be retried later."""
+        began = time.monotonic()
+        outcome = self.run_child(episode, path, self.split)
+        if outcome is None:
+            return False
+        return self.record(episode, path, outcome, time.monotonic() - began)
+
+    def test_best(self, episode: int, path: Path) -> bool:
+        """Score the new best's source once on the test split; True when to retry later."""
+        began = time.monotonic()
+        outcome = self.run_child(episode, path, "test")
+        if outcome is None:
+            return False
+        kind, payload, trace = outcome
+        if kind == DATA_ERROR:
+            log.error("cannot score %s on the test split now: %s", path.name, payload)
+            return True
+        if kind == OK:
+            test = payload
+        else:
+            if trace:
+                log.error("scoring %s on the test split failed:\n%s", path.name, trace)
+            test = failure_report(
+                self.info(episode, path), "test", kind, str(payload), time.monotonic() - began
+            )
+        try:
+            figures = record_test(self.home, self.config, test)
+        except Exception:  # never let one report stop the service
+            log.exception("recording the test report of %s failed", path.name)
+            return True
+        if figures is not None:
+            log.info("best %s on the test split: %s", path.name, figures.why or figures.error)
+        self.write_status(state="idle", current=None)
+        return False
+
+    def info(self, episode: int, path: Path) -> CheckpointInfo:
+        """What a failure report says of the checkpoint at `path`."""
+        sidecar = read_sidecar(path)
+        return CheckpointInfo(
+            path=path.resolve(),
+            episode=episode,
+            sidecar=sidecar,
+            learner_step=(sidecar or {}).get("learner_step"),
+            promotable=is_promotable(self.home, path),
+        )
+
+    def run_child(self, episode: int, path: Path, split: str) -> Outcome | None:
+        """Score `path` on `split` in a child process; its outcome, None when abandoned."""
         import multiprocess
 
         limit = self.validation.checkpoint_time_limit_seconds
@@ -223,7 +292,7 @@ class Watcher:
                 str(self.home.root),
                 self.config.to_dict(redact=False),
                 str(path),
-                self.split,
+                split,
                 sender,
             ),
             name=f"micro-validate-{episode}",
@@ -231,17 +300,17 @@ class Watcher:
         )
         self.child.start()
         sender.close()  # the child holds the only sending end: EOF when it dies
-        log.info("scoring %s (pid %d)", path.name, self.child.pid)
+        log.info("scoring %s on the %s split (pid %d)", path.name, split, self.child.pid)
         current = ScoringNow(path.name, episode, started_at, self.child.pid)
         self.write_status(state="scoring", current=current)
-        outcome = None
+        outcome: Outcome | None = None
         last_status = time.monotonic()
         while outcome is None:
             if self.stopping:
                 self.kill_child()
                 receiver.close()
                 log.info("abandoned %s; it will be scored at the next start", path.name)
-                return False
+                return None
             if receiver.poll(TICK_SECONDS):
                 try:
                     outcome = receiver.recv()
@@ -262,7 +331,7 @@ class Watcher:
                 last_status = time.monotonic()
         receiver.close()
         self.reap_child()
-        return self.record(episode, path, outcome, time.monotonic() - began)
+        return outcome
 
     def _death(self) -> str:
         self.child.join(timeout=KILL_GRACE_SECONDS)
@@ -328,16 +397,9 @@ class Watcher:
             log.error("scoring %s failed:\n%s", path.name, trace)
         else:
             log.error("%s %s: %s", path.name, kind, payload)
-        sidecar = read_sidecar(path)
-        info = CheckpointInfo(
-            path=path.resolve(),
-            episode=episode,
-            sidecar=sidecar,
-            learner_step=(sidecar or {}).get("learner_step"),
-            promotable=is_promotable(self.home, path),
-        )
         report_file = write_report(
-            self.home, failure_report(info, self.split, kind, str(payload), seconds)
+            self.home,
+            failure_report(self.info(episode, path), self.split, kind, str(payload), seconds),
         )
         counts = dataclasses.replace(counts, **{kind: getattr(counts, kind) + 1})
         record_event(
