@@ -1,9 +1,14 @@
 """Monte Carlo bootstrap of a trade list: how much of a checkpoint's result is luck of the order.
 
 Each run resamples the N trade P&Ls (pips) with replacement into a new list of the same length N:
-i.i.d. by default, or a moving-block bootstrap (Künsch 1989) when `block_size` > 0, which draws
-⌈N / block⌉ blocks of `block_size` consecutive trades, each starting uniformly in [0, N − block],
-and cuts the concatenation to N, so runs of wins or losses (serial dependence) survive.
+i.i.d. by default, or a circular block bootstrap (Politis & Romano 1992) when `block_size` > 1,
+which draws ⌈N / block⌉ blocks of `block_size` consecutive trades, each starting uniformly in
+[0, N) and wrapping from the last trade to the first, and cuts the concatenation to N, so runs of
+wins or losses (serial dependence) survive. Wrapping makes every trade equally likely to be drawn
+(a moving block starting in [0, N − block] under-samples the first and last trades). A block that
+is large against N leaves little to resample (at block ≥ N every run is a rotation of the list,
+with the list's own mean), so the block is shrunk to ⌊N / MIN_BLOCKS⌋ trades (i.i.d. when that is
+1) and the report says so (`block_size_requested`, `block_shrunk`, and a log line).
 Per run: SQN (uncapped and N capped at 100, as `micro.validation.metrics.sqn`), expectancy, total
 pips and max drawdown of the cumulative pips curve; reported as percentiles 5/25/50/75/95.
 
@@ -13,6 +18,7 @@ Fully vectorised over runs ([runs, N] arrays, processed in chunks that bound mem
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from typing import Any
@@ -21,20 +27,29 @@ import numpy as np
 
 from micro.validation.metrics import SQN_CAP_TRADES, ZERO_STD_RTOL, finite_or_none
 
+log = logging.getLogger("micro.validation")
+
 PERCENTILES = (5, 25, 50, 75, 95)
+MIN_BLOCKS = 10  # a resample holds at least this many blocks; a longer block is shrunk
 CHUNK_ELEMENTS = 1 << 22  # resampled trades held at once (runs per chunk × N), ~32 MiB of float64
+
+
+def block_size_for(n: int, requested: int) -> int:
+    """The block length used for `n` trades: `requested`, shrunk to ⌊n / MIN_BLOCKS⌋; 0: i.i.d."""
+    block = min(requested, n // MIN_BLOCKS)
+    return block if block > 1 else 0
 
 
 def resample_indices(
     n: int, runs: int, rng: np.random.Generator, block_size: int = 0
 ) -> np.ndarray:
-    """[runs, n] int64 indices into the trade list: i.i.d. or moving blocks of `block_size`."""
+    """[runs, n] int64 indices into the trade list: i.i.d., or circular blocks of `block_size`."""
     if block_size <= 1 or n <= 1:
         return rng.integers(0, n, size=(runs, n))
     block = min(block_size, n)
     blocks = -(-n // block)  # ⌈n / block⌉
-    first = rng.integers(0, n - block + 1, size=(runs, blocks))  # [runs, blocks] block starts
-    idx = first[:, :, None] + np.arange(block)[None, None, :]  # [runs, blocks, block]
+    first = rng.integers(0, n, size=(runs, blocks))  # [runs, blocks] block starts, anywhere
+    idx = (first[:, :, None] + np.arange(block)[None, None, :]) % n  # [runs, blocks, block]
     return idx.reshape(runs, blocks * block)[:, :n]
 
 
@@ -74,6 +89,8 @@ def bootstrap(
     `sqn_defined_runs` counts the runs whose SQN exists (resamples with a spread of outcomes);
     SQN percentiles are over those runs only, and None when there are none (e.g. every trade
     made the same pips). `probability_positive_expectancy` is the share of runs with mean > 0.
+    `block_size` is the circular block used (0: i.i.d.), `block_size_requested` the one asked
+    for, `block_shrunk` whether it was shrunk because N holds fewer than MIN_BLOCKS of it.
     """
     if runs < 1:
         raise ValueError(f"bootstrap runs must be >= 1, got {runs}")
@@ -81,10 +98,23 @@ def bootstrap(
         raise ValueError(f"block_size must be >= 0, got {block_size}")
     pips = np.asarray(trades_pips, dtype=np.float64).ravel()  # [N]
     n = int(pips.size)
+    requested = int(block_size) if block_size > 1 else 0
+    block = block_size_for(n, requested)
+    shrunk = block < requested
+    if shrunk and n:
+        log.warning(
+            "bootstrap: a block of %d trades is too long for %d trades (fewer than %d blocks); "
+            "%s",
+            requested, n, MIN_BLOCKS,
+            f"shrunk to {block}" if block else "resampling trades i.i.d. instead",
+        )  # fmt: skip
     report: dict[str, Any] = {
         "runs": int(runs),
         "seed": int(seed),
-        "block_size": int(min(block_size, n)) if block_size > 1 else 0,
+        "resampling": "circular_block" if block else "iid",
+        "block_size": block,
+        "block_size_requested": requested,
+        "block_shrunk": shrunk,
         "trades": n,
     }
     names = ("sqn", "sqn_capped", "expectancy_pips", "total_pips", "max_drawdown_pips")
@@ -98,7 +128,7 @@ def bootstrap(
     parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
     for first in range(0, runs, per_chunk):
         count = min(per_chunk, runs - first)
-        samples = pips[resample_indices(n, count, rng, block_size)]  # [count, N]
+        samples = pips[resample_indices(n, count, rng, block)]  # [count, N]
         for name, values in run_statistics(samples).items():
             parts[name].append(values)
     stats = {name: np.concatenate(chunks) for name, chunks in parts.items()}  # [runs] each

@@ -1,4 +1,4 @@
-"""The Monte Carlo bootstrap: seeded, ordered, degenerate cases clean, blocks contiguous."""
+"""The Monte Carlo bootstrap: seeded, ordered, degenerate cases clean, circular blocks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from micro.validation.metrics import max_drawdown_pips, sqn
-from micro.validation.montecarlo import bootstrap, resample_indices, run_statistics
+from micro.validation.montecarlo import MIN_BLOCKS, bootstrap, resample_indices, run_statistics
 
 STATS = ("sqn", "sqn_capped", "expectancy_pips", "total_pips", "max_drawdown_pips")
 
@@ -97,25 +97,60 @@ def test_iid_resampling_draws_indices_inside_the_list() -> None:
     assert np.unique(idx).size == 50  # 10,000 draws over 50 trades reach every one
 
 
-def test_block_resampling_keeps_blocks_of_consecutive_trades() -> None:
+def test_block_resampling_keeps_blocks_of_consecutive_trades_wrapping_at_the_end() -> None:
     n, block = 103, 10
     idx = resample_indices(n, 200, np.random.default_rng(0), block_size=block)
 
     assert idx.shape == (200, n) and idx.min() >= 0 and idx.max() < n
-    steps = np.diff(idx, axis=1)  # [200, n − 1]
+    steps = np.diff(idx, axis=1) % n  # [200, n − 1]
     inside = np.ones(n - 1, dtype=bool)
     inside[block - 1 :: block] = False  # the step from one block to the next is free
-    assert np.all(steps[:, inside] == 1)
+    assert np.all(steps[:, inside] == 1)  # the next trade, or the first after the last
     assert np.any(steps[:, ~inside] != 1)
+    assert np.any(np.diff(idx, axis=1)[:, inside] == 1 - n)  # some blocks do wrap around
+
+
+@pytest.mark.parametrize("block", [2, 5, 10])
+def test_every_trade_is_equally_likely_to_be_drawn_by_the_circular_blocks(block: int) -> None:
+    n, runs = 50, 40_000
+    idx = resample_indices(n, runs, np.random.default_rng(1), block_size=block)
+
+    counts = np.bincount(idx.ravel(), minlength=n)  # draws of each trade
+    expected = runs  # runs × n draws spread over n trades
+    # Each count sums ~runs / block independent blocks: relative error ~ √(block / runs) ≤ 1.6 %.
+    assert np.abs(counts / expected - 1.0).max() < 0.06
+    assert counts[0] == pytest.approx(expected, rel=0.06)  # the ends are not under-sampled
+    assert counts[-1] == pytest.approx(expected, rel=0.06)
+
+
+def test_a_block_as_long_as_the_list_is_shrunk_and_said_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    pips = some_trades(60, seed=3)
+
+    with caplog.at_level("WARNING", logger="micro.validation"):
+        report = bootstrap(pips, runs=400, seed=2, block_size=60)
+
+    # Unshrunk, every run would be a rotation of the list: one expectancy, no spread at all.
+    assert report["block_size_requested"] == 60 and report["block_shrunk"] is True
+    assert report["block_size"] == 60 // MIN_BLOCKS and report["resampling"] == "circular_block"
+    assert report["expectancy_pips"]["p5"] < pips.mean() < report["expectancy_pips"]["p95"]
+    assert "too long for 60 trades" in caplog.text
+    small = bootstrap(pips[:15], runs=50, seed=2, block_size=5)
+    assert small["block_size"] == 0 and small["resampling"] == "iid" and small["block_shrunk"]
+    kept = bootstrap(pips, runs=50, seed=2, block_size=6)
+    assert kept["block_size"] == 6 and not kept["block_shrunk"]
+    json.dumps(report, allow_nan=False)
 
 
 def test_the_block_bootstrap_keeps_losing_streaks_that_iid_resampling_breaks_up() -> None:
-    pips = np.r_[np.ones(50), -np.ones(50)]  # a winning streak, then a losing streak
+    pips = np.r_[np.ones(250), -np.ones(250)]  # a winning streak, then a losing streak
 
     iid = bootstrap(pips, runs=500, seed=5)
     blocks = bootstrap(pips, runs=500, seed=5, block_size=50)
 
-    # A block of 50 holds up to 50 straight losers; shuffled ±1 trades rarely lose 25 in a row.
-    assert blocks["max_drawdown_pips"]["p50"] >= 25.0
+    # Blocks of 50 carry 50 straight losers at a time; shuffled ±1 trades break the streak up.
+    assert blocks["max_drawdown_pips"]["p50"] >= 60.0
     assert iid["max_drawdown_pips"]["p95"] < blocks["max_drawdown_pips"]["p50"]
     assert blocks["block_size"] == 50 and iid["block_size"] == 0
+    assert not blocks["block_shrunk"] and iid["resampling"] == "iid"
