@@ -13,6 +13,10 @@ Prices are mid; pips are price / pip, signed by the side (+1 long, −1 short).
   `STOP_TOUCH_PIPS` of the stop has reached it (float noise, not the market).
 - A round trip nets its gross pips less all its costs: entry (spread + commission + slippage)
   and exit (slippage).
+- A broker stop triggers on the side it exits at (bid for a long, ask for a short): the env's
+  mid stop, moved half the spread further out (`quoted_stop`), triggers on the same bar at the
+  same mid while the spread holds; an exit fill translates back to mid the same way
+  (`mid_of_exit`).
 - The maximum adverse excursion grows with the worst price seen while the trade is open (each
   bar's low or high, or the exit fill on the bar it fills in).
 """
@@ -31,6 +35,19 @@ STOP_TOUCH_PIPS = 1e-6  # a price this close to the stop has reached it (float n
 def stop_level(side: int, entry_price: float, stop_pips: float, pip: float) -> float:
     """The price a stop rests at: `stop_pips` against a position of `side` entered at a price."""
     return entry_price - side * stop_pips * pip
+
+
+@njit(cache=True)
+def quoted_stop(side: int, mid_stop: float, half_spread: float) -> float:
+    """The price on the exit side (bid for a long, ask for a short) where a stop must rest to
+    trigger when the mid reaches `mid_stop`: the bid is mid − half spread, the ask mid + it."""
+    return mid_stop - side * half_spread
+
+
+@njit(cache=True)
+def mid_of_exit(side: int, exit_fill: float, half_spread: float) -> float:
+    """The mid behind an exit fill of a position of `side` (a long sells at the bid)."""
+    return exit_fill + side * half_spread
 
 
 @njit(cache=True)

@@ -6,8 +6,9 @@ or high (short), and exits at the close (agent, session end) or at the stop / th
 (stop-loss). The book does the same with the same numba functions (`micro.env.fills` for the
 stop and the close, `micro.env.position` for the marks), so the 6 position features the agent
 sees and the trade records (the env's trade fields, `micro.env.trades.trade_fields`) are
-bit-identical to the env's on the same bars. Broker fill prices (bid/ask, slippage) are kept
-beside them for the journal.
+bit-identical to the env's on the same bars. The broker's numbers are kept beside them: its
+fill prices, the pips between them (`broker_pips`, what the risk halts count), its realised P&L
+and financing.
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ from typing import Any
 import numpy as np
 
 from micro.env.costs import Costs
-from micro.env.fills import adverse_price, round_trip_pips, stop_fill, stop_level, worst_excursion
+from micro.env.fills import (
+    adverse_price,
+    mid_of_exit,
+    round_trip_pips,
+    stop_fill,
+    stop_level,
+    worst_excursion,
+)
 from micro.env.position import NUM_STATIC, mark, static_features, unrealised_pips
 from micro.env.trades import EXIT_AGENT, EXIT_SESSION_END, EXIT_STOP_LOSS, trade_fields
 from micro.live.broker import Candle
@@ -65,6 +73,25 @@ class Book:
     @property
     def side(self) -> int:
         return 0 if self.position is None else self.position.side
+
+    @property
+    def half_spread(self) -> float:
+        """Half the configured spread, in price: mid − bid."""
+        return 0.5 * self.costs.spread_pips * self.pip
+
+    def broker_open_pips(self, mid: float) -> float:
+        """Pips the broker would realise closing now at `mid` (the exit side's price less the
+        entry fill): what the loss limits count while a position is open."""
+        p = self.position
+        if p is None:
+            return 0.0
+        exit_price = mid - p.side * self.half_spread
+        return float(p.side * (exit_price - p.fill_price) / self.pip)
+
+    def exit_mid(self, exit_fill: float) -> float:
+        """The mid behind the broker's exit fill of the position (a long sells at the bid)."""
+        side = self.side or 1
+        return float(mid_of_exit(side, exit_fill, self.half_spread))
 
     def open(
         self,
@@ -141,11 +168,18 @@ class Book:
         return float(unrealised_pips(p.side, p.entry_price, price, self.pip, self.costs.entry_pips))
 
     def close(
-        self, bar: Candle, exit_price: float, reason: str, exit_fill: float | None
+        self,
+        bar: Candle,
+        exit_price: float,
+        reason: str,
+        exit_fill: float | None,
+        broker_pl: float | None = None,
+        financing: float | None = None,
     ) -> dict[str, Any]:
         """Close at `exit_price` (mid, env convention) on `bar`; the trade record.
 
         The caller has marked the position over `bar` already (at the close, or at the stop fill).
+        `pips` are the env's; `broker_pips`, `broker_pl` and `financing` the broker's.
         """
         p = self.position
         if p is None:
@@ -167,6 +201,8 @@ class Book:
             "entry_fill": p.fill_price,
             "exit_fill": exit_fill,
             "broker_pips": broker_pips,
+            "broker_pl": broker_pl,
+            "financing": financing,
         }
         self.position = None
         return trade

@@ -67,6 +67,9 @@ class BrokerTrade:
     close_price: float | None = None  # average exit fill, once CLOSED
     close_time: float | None = None  # s UTC, once CLOSED
     close_reason: str | None = None  # 'stop_loss', 'agent', 'external', once CLOSED
+    realized_pl: float | None = None  # the broker's realised P&L, account currency
+    financing: float | None = None  # financing paid (−) or earned (+), account currency
+    current_units: int | None = None  # units still open (None: as initial)
 
 
 @dataclass(frozen=True)
@@ -81,11 +84,26 @@ class OrderResult:
 
 @dataclass(frozen=True)
 class CloseResult:
-    """The exit fill of a closed trade."""
+    """The exit fill of a closed trade, with the broker's P&L of it."""
 
     trade_id: str
     price: float  # average exit fill
     time: float  # s UTC
+    realized_pl: float | None = None  # account currency
+    financing: float | None = None  # account currency
+
+
+@dataclass(frozen=True)
+class OrderTrace:
+    """What the broker's own records say of an order sent with a client id.
+
+    `filled`: it opened `trade`; `cancelled`: the broker refused or cancelled it (`reason`);
+    `not_seen`: neither the trade nor any transaction of the order exists (yet).
+    """
+
+    state: Literal["filled", "cancelled", "not_seen"]
+    trade: BrokerTrade | None = None
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -99,6 +117,14 @@ class Account:
 
 class BrokerError(Exception):
     """The broker could not be reached or answered wrongly: counts towards the circuit breaker."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status of the broker's refusal, when it answered one
+
+
+class BrokerInterrupted(BrokerError):
+    """A request given up because the trader is stopping (SIGTERM during a retry wait)."""
 
 
 class OrderOutcomeUnknown(BrokerError):
@@ -120,8 +146,12 @@ class Broker(Protocol):
     name: str
     instrument: str
     order_settle_seconds: float
-    """After an unknown order outcome, a client-id lookup that finds nothing this long after
-    the send means the order was not carried out (until then, no new entry)."""
+    """After an unknown order outcome: once the broker's records (the trade by client id and
+    the transactions since the last known id) show no trace of the order this long after the
+    send, it was not received (until then, no new entry; its client id stays fenced)."""
+    last_transaction_id: str | None
+    """The account's newest transaction id seen in any answer (None: not known yet, or a
+    broker without a transaction log): where a later search of the records starts."""
     quote_source: str | None
     """Where the last quote came from ('stream', or 'rest' while the stream is down); None for
     a broker with one source."""
@@ -159,13 +189,26 @@ class Broker(Protocol):
         """Balance and NAV."""
         ...
 
-    def market_order(
-        self, side: int, units: int, stop_loss_pips: float, client_id: str
-    ) -> OrderResult:
-        """A market order with a stop-loss on fill `stop_loss_pips` away and a client trade id.
+    def market_order(self, side: int, units: int, stop_price: float, client_id: str) -> OrderResult:
+        """A market order with a stop-loss on fill at `stop_price` and a client trade id.
 
-        Raises OrderOutcomeUnknown when the order may have been carried out without an answer.
+        `stop_price` is on the side the stop triggers on (bid for a long, ask for a short):
+        `micro.env.fills.quoted_stop` translates the env's mid stop there. Raises
+        OrderOutcomeUnknown when the order may have been carried out without an answer (no
+        answer, or one that cannot be read).
         """
+        ...
+
+    def find_order(self, client_id: str, since_id: str | None) -> OrderTrace:
+        """The broker's records of the order sent with `client_id` after transaction `since_id`."""
+        ...
+
+    def trade_details(self, trade_id: str) -> BrokerTrade | None:
+        """The trade with the broker's id `trade_id` (open or closed), or None if there is none."""
+        ...
+
+    def interrupt(self) -> None:
+        """Cut any retry wait short from now on: the waiting request fails at once (SIGTERM)."""
         ...
 
     def close_trade(self, trade_id: str) -> CloseResult:

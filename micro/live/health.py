@@ -2,7 +2,8 @@
 
 A failed request counts towards the breaker (`risk.circuit_breaker_errors` in a row open it) and
 is journaled with the breaker's state; a successful one closes it again. The trader and its
-reconciler share one `BrokerHealth`, so an error met while reconciling halts orders too.
+reconciler share one `BrokerHealth`, so an error met while reconciling halts orders too, and
+every error asks for a comparison of the book with the broker (`errors_since_check`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class BrokerHealth:
         self.breaker = breaker
         self.journal = journal
         self.last_error: str | None = None
+        self.errors_since_check = 0  # errors since the reconciler last compared book and broker
 
     def allow(self) -> bool:
         """Whether a request may be sent now (the breaker is not open)."""
@@ -41,6 +43,7 @@ class BrokerHealth:
         """A request during `what` failed (an order's outcome may be unknown)."""
         before = self.breaker.state
         self.breaker.record_failure()
+        self.errors_since_check += 1
         self.last_error = f"{what}: {exc}"
         self.journal.record(
             "error",

@@ -3,21 +3,23 @@
 Its clock is a replay over chosen rows of the stored candles: every `candles_since` call releases
 the next row (one bar per poll), so the trader runs as fast as it can think. Prices are mid ± half
 the configured spread (bid/ask), so a round trip pays exactly the env's spread. A position's stop
-is kept at entry mid − side × `stop_loss_pips`, where the entry mid is the close of the bar the
-order was sent on (the env's convention); each released bar checks it on the bar's mid high/low,
-and a bar that opens beyond the stop fills at its open (a gap), with the env's own fill functions
-(`micro.env.fills`). A stop fill and every close pay the half spread on the way out (they sell
-at the bid).
+rests at the price the order gives, on the side it exits at (a long's on the bid), as OANDA's
+does; each released bar checks it on the bar's bid low (long) or ask high (short), and a bar that
+opens beyond the stop fills at its open (a gap), with the env's own fill functions
+(`micro.env.fills`). The trader sends the env's mid stop moved half the spread out
+(`fills.quoted_stop`), so the sim stops on the env's bar at the env's mid. Every close pays the
+half spread on the way out (a long sells at the bid).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Any
 
 import numpy as np
 
-from micro.env.fills import stop_fill, stop_level
+from micro.env.fills import stop_fill
 from micro.live.broker import (
     Account,
     BrokerError,
@@ -25,6 +27,7 @@ from micro.live.broker import (
     Candle,
     CloseResult,
     OrderResult,
+    OrderTrace,
     Quote,
 )
 
@@ -37,6 +40,7 @@ class SimBroker:
     name = "sim"
     order_settle_seconds = 0.0  # the sim answers every order
     quote_source: str | None = None  # one source: the stored candles
+    last_transaction_id: str | None = None  # no transaction log: every order is answered
 
     def __init__(
         self,
@@ -134,10 +138,8 @@ class SimBroker:
     def account(self) -> Account:
         return Account(balance=self.balance, nav=self.balance, currency="JPY")
 
-    def market_order(
-        self, side: int, units: int, stop_loss_pips: float, client_id: str
-    ) -> OrderResult:
-        """Fill at the ask (buy) or bid (sell); the stop rests at entry mid − side × distance."""
+    def market_order(self, side: int, units: int, stop_price: float, client_id: str) -> OrderResult:
+        """Fill at the ask (buy) or bid (sell); the stop rests at `stop_price` (exit side)."""
         if side not in (-1, 1) or units <= 0 or not 0 < len(client_id) <= CLIENT_ID_MAX:
             raise ValueError(f"bad order: side {side}, units {units}, client id {client_id!r}")
         self.orders_sent += 1
@@ -156,7 +158,8 @@ class SimBroker:
             price=mid + side * self.half_spread,
             open_time=float(self._ts[self._last_row] + 60),
             state="OPEN",
-            stop_price=stop_level(side, mid, stop_loss_pips, self.pip),
+            stop_price=float(stop_price),
+            current_units=int(units),
         )
         self._trades[trade.trade_id] = trade
         self._by_client[client_id] = trade.trade_id
@@ -174,6 +177,18 @@ class SimBroker:
     def trade_by_client_id(self, client_id: str) -> BrokerTrade | None:
         trade_id = self._by_client.get(client_id)
         return None if trade_id is None else self._trades[trade_id]
+
+    def trade_details(self, trade_id: str) -> BrokerTrade | None:
+        return self._trades.get(trade_id)
+
+    def find_order(self, client_id: str, since_id: str | None) -> OrderTrace:
+        """The sim answers every order, so its trades are its whole record."""
+        trade = self.trade_by_client_id(client_id)
+        return OrderTrace("not_seen") if trade is None else OrderTrace("filled", trade)
+
+    def interrupt(self) -> None:
+        """Nothing waits: the sim never retries."""
+        return None
 
     def close(self) -> None:
         return None
@@ -198,33 +213,34 @@ class SimBroker:
         )
 
     def _check_stop(self, row: int) -> None:
-        """Fill a resting stop during bar `row` exactly as the env's step kernel does."""
+        """Fill a resting stop during bar `row` with the env's rule, on the exit side's prices."""
         for trade in self.open_trades():
             stop = trade.stop_price
             if stop is None:
                 continue
             s = trade.side
-            row_prices = (self._open[row], self._high[row], self._low[row])
-            exit_mid = float(stop_fill(s, stop, *row_prices, self.pip))
-            if np.isnan(exit_mid):
+            exit_side = -s * self.half_spread  # a long exits at the bid: mid − half spread
+            row_prices = (
+                self._open[row] + exit_side,
+                self._high[row] + exit_side,
+                self._low[row] + exit_side,
+            )
+            fill = float(stop_fill(s, stop, *row_prices, self.pip))
+            if np.isnan(fill):
                 continue
-            self._finish(trade, exit_mid - s * self.half_spread, float(self._ts[row]), "stop_loss")
+            self._finish(trade, fill, float(self._ts[row]), "stop_loss")
 
     def _finish(self, trade: BrokerTrade, price: float, time: float, reason: str) -> CloseResult:
-        closed = BrokerTrade(
-            trade_id=trade.trade_id,
-            client_id=trade.client_id,
-            side=trade.side,
-            units=trade.units,
-            price=trade.price,
-            open_time=trade.open_time,
+        profit = trade.side * (price - trade.price) * trade.units  # quote currency
+        self._trades[trade.trade_id] = dataclasses.replace(
+            trade,
             state="CLOSED",
-            stop_price=trade.stop_price,
             close_price=price,
             close_time=time,
             close_reason=reason,
+            realized_pl=profit,
+            financing=0.0,
+            current_units=0,
         )
-        self._trades[trade.trade_id] = closed
-        profit = trade.side * (price - trade.price) * trade.units
         self.balance += profit
-        return CloseResult(trade.trade_id, price, time)
+        return CloseResult(trade.trade_id, price, time, realized_pl=profit, financing=0.0)

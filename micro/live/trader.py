@@ -4,19 +4,24 @@ On every completed M1 candle from the broker's bar clock (`micro.live.bars`):
 
 1. update the temporal features through the incremental path (`FeatureState`),
 2. reload best.pth if it changed (between bars; a broken one is refused, the old model kept),
-3. reconcile the book with the broker: an order whose outcome is unknown is looked up by its
-   client id before anything else; a position gone at the broker was stopped out; the position
-   is marked at the close like the env,
+3. reconcile the book with the broker: an order whose outcome is unknown is looked up in the
+   broker's records before anything else (no entry while it is pending); a position gone at
+   the broker is booked from its record; a mismatch halts entries; the position is marked at
+   the close like the env,
 4. kill switch (`live/KILL`): flatten and halt; a bar the schedule closes on (a replayed
    session's last): close,
 5. `Agent.act(greedy)` on the same observations the env would give,
-6. risk checks (`micro.live.risk`), then the order: a market order with a stop-loss on fill and
-   a client trade id that is persisted before it is sent, so no entry is ever duplicated,
+6. risk checks (`micro.live.risk`, on the broker's P&L), then the order: a market order with a
+   stop-loss on fill where the env's stop would trigger (`micro.env.fills.quoted_stop`) and a
+   client trade id that is persisted before it is sent, so no entry is ever duplicated,
 7. a journal line with the decision, its rationale and latency; state.json rewritten.
 
-Start-up reconciles with the broker and refuses to trade on an open trade it does not know
-(unless `live.adopt_unknown_positions`). `request_stop` (SIGTERM) finishes the current bar,
-leaves the broker-side stop in place, writes the state and returns 0.
+Between bars the book is compared with the broker on a schedule and after every broker error
+(`Reconciler.due`). Start-up reconciles with the broker and refuses to trade on an open trade
+it does not know (unless `live.adopt_unknown_positions`). `request_stop` (SIGTERM) cuts the
+broker's retry waits short, finishes the current bar, leaves the broker-side stop in place,
+writes the state and returns 0. The day's broker-true numbers (`micro.live.accounting`) ride in
+state.json and are journaled as a `day` line when the FX day rolls.
 
 The trader is composed of parts with one job each: the bar clock and the schedule (time), the
 feature state, the book, the `Reconciler` (what the broker did), `BrokerHealth` (the circuit
@@ -39,11 +44,13 @@ import numpy as np
 from micro.config import Config
 from micro.env.actions import ACTION_NAMES, BUY, CLOSE, HOLD, SELL, legal_mask
 from micro.env.costs import costs_for
+from micro.env.fills import quoted_stop, stop_level
 from micro.errors import UserError
 from micro.features.scaling import FeatureScaling
 from micro.features.temporal import FeatureState
 from micro.home import Home
 from micro.instruments import instrument as instrument_facts
+from micro.live.accounting import Ledger
 from micro.live.bars import BarClock, Schedule
 from micro.live.book import Book
 from micro.live.broker import Broker, BrokerError, Candle, OrderOutcomeUnknown, Quote
@@ -51,7 +58,7 @@ from micro.live.health import BrokerHealth
 from micro.live.journal import Journal, StateFile
 from micro.live.models import ModelSlot
 from micro.live.reconcile import PendingOrder, Reconciler
-from micro.live.risk import CircuitBreaker, RiskGuard, RiskState, price_problem
+from micro.live.risk import CircuitBreaker, RiskGuard, RiskState, price_problem, trading_day
 from micro.mcts.agent import Observations
 from micro.volumes import Connection, LiveState, journal_path, kill_path, live_state_path
 
@@ -96,9 +103,11 @@ class Trader:
         self.kill_path: Path = kill_path(home)
         self.health = BrokerHealth(self.breaker, self.journal)
         self.halts: dict[str, str] = {}  # name -> reason: no entries while any is set
+        self.ledger = Ledger()
         self.reconciler = Reconciler(
-            config, broker, self.book, self.journal, self.health, self.risk, self.halts, wall
-        )
+            config, broker, self.book, self.journal, self.health, self.risk, self.halts, wall,
+            self.ledger,
+        )  # fmt: skip
         self.stop_event = threading.Event()
         self.last_bar: Candle | None = None
         self.bars_done = 0
@@ -112,8 +121,10 @@ class Trader:
     # ------------------------------------------------------------ the loop
 
     def request_stop(self) -> None:
-        """Finish the current bar, then stop (SIGTERM/SIGINT handlers call this)."""
+        """Finish the current bar, then stop (SIGTERM/SIGINT handlers call this); a broker
+        request waiting to retry gives up at once, so the stop takes seconds, not minutes."""
         self.stop_event.set()
+        self.broker.interrupt()
 
     def run(self) -> int:
         """Start up, trade bar by bar until stopped, out of bars or at --max-bars; exit status."""
@@ -143,6 +154,9 @@ class Trader:
                         self.clock.seconds_without_bar() > self.config.live.stalled_clock_seconds
                     )
                     self._note_market(not stalled)
+                    if self.last_bar is not None and self.reconciler.due():
+                        self.reconciler.reconcile(self.last_bar, new_bar=False)
+                        self.write_state()
                     heartbeat = max(self.config.live.poll_seconds, HEARTBEAT_SECONDS)
                     if self._monotonic() - self._state_written >= heartbeat:
                         self.write_state()  # a heartbeat while idle (weekends): health stays green
@@ -163,6 +177,7 @@ class Trader:
         """Warm the features up from the broker's history and reconcile with it."""
         saved = self.state_file.read() or LiveState()
         self.risk.state = RiskState.from_dict(saved.risk)
+        self.ledger = self.reconciler.ledger = Ledger.from_dict(saved.accounting)
         self.journal.record(
             "start",
             broker=self.broker.name,
@@ -214,7 +229,10 @@ class Trader:
             self.journal.record("reload", **event)
         reconciled = self.reconciler.reconcile(bar)
         self._note_stream()
-        open_pips = self.book.position.unrealised if self.book.position else 0.0
+        day = self.ledger.roll(trading_day(bar.close_ts))
+        if day is not None:
+            self.journal.record("day", **day)
+        open_pips = self.book.broker_open_pips(bar.close)
         for name in self.risk.on_bar(bar.close_ts, open_pips):
             self.journal.record("risk", event=name, bar_ts=bar.ts, state=self.risk.state.to_dict())
         if self._check_kill():
@@ -274,8 +292,8 @@ class Trader:
                 reasons=blocks,
                 bar_ts=bar.ts,
             )
-        elif action in (BUY, SELL):
-            self._enter(1 if action == BUY else -1, bar)
+        elif action in (BUY, SELL) and quote is not None:
+            self._enter(1 if action == BUY else -1, bar, quote)
         elif action == CLOSE:
             self._close(bar, "agent")
         return decision
@@ -302,23 +320,40 @@ class Trader:
 
     # ------------------------------------------------------------ orders
 
-    def _enter(self, side: int, bar: Candle) -> None:
-        """Market order with a stop-loss and a client id; the intent is saved before sending."""
+    def _enter(self, side: int, bar: Candle, quote: Quote) -> None:
+        """Market order with a stop-loss and a client id; the intent is saved before sending.
+
+        The stop rests where the env's would trigger: the env's mid stop (decision close −
+        side × stop distance) moved out by half the quoted spread, onto the side the broker
+        triggers it on. An order found not received earlier fences its client id: this entry
+        reuses it, so the broker never fills both.
+        """
         units = self.config.live.units
-        client_id = f"micro-{bar.ts}-{'B' if side > 0 else 'S'}"
-        self.reconciler.pending = PendingOrder(client_id, side, units, _bar_dict(bar), self._wall())
-        self.write_state()
+        fenced = self.reconciler.fenced_client_id()
+        client_id = fenced or f"micro-{bar.ts}-{'B' if side > 0 else 'S'}"
         stop_pips = self.config.risk.stop_loss_pips
+        pip = self.book.pip
+        mid_stop = stop_level(side, bar.close, stop_pips, pip)
+        stop_price = float(quoted_stop(side, mid_stop, 0.5 * (quote.ask - quote.bid)))
+        spread_pips = round((quote.ask - quote.bid) / pip, 3)
+        self.reconciler.pending = PendingOrder(
+            client_id, side, units, _bar_dict(bar), self._wall(),
+            since_id=self.broker.last_transaction_id, stop_price=stop_price,
+            spread_pips=spread_pips,
+        )  # fmt: skip
+        self.write_state()
         self.journal.record(
             "order",
             client_id=client_id,
             side=side,
             units=units,
             stop_loss_pips=stop_pips,
+            stop_price=stop_price,
             bar_ts=bar.ts,
+            fenced=fenced is not None,
         )
         try:
-            result = self.broker.market_order(side, units, stop_pips, client_id)
+            result = self.broker.market_order(side, units, stop_price, client_id)
         except OrderOutcomeUnknown as exc:
             self.health.failed("order", exc, outcome_unknown=True)
             self.reconciler.resolve_pending(bar)  # look it up before anything else
@@ -331,26 +366,36 @@ class Trader:
         self.reconciler.pending = None
         if not result.filled or result.trade is None:
             self.journal.record("rejected", client_id=client_id, reason=result.reason)
+            if fenced is not None and result.reason == "CLIENT_TRADE_ID_ALREADY_EXISTS":
+                self.reconciler.check_lost(bar)  # the lost order arrived after all
             return
-        self.reconciler.adopt(result.trade, bar, entry_price=bar.close, how="fill")
+        self.reconciler.order_filled(client_id)
+        self.reconciler.adopt(result.trade, bar, bar.close, "fill", spread_pips)
 
     def _close(self, bar: Candle, reason: str, closed_by: str | None = None) -> None:
         """Close the position at market; booked at this bar's close (the env's exit)."""
         position = self.book.position
         if position is None:
             return
-        problem = price_problem(self._quote(), bar.close_ts, self.config.risk.stale_price_seconds)
-        if problem is not None or not self.health.allow():
+        quote = self._quote()
+        problem = price_problem(quote, bar.close_ts, self.config.risk.stale_price_seconds)
+        if problem is not None or quote is None or not self.health.allow():
             why = problem or "circuit breaker open"
             self.journal.record("risk", event="close_blocked", reason=why, bar_ts=bar.ts)
             return
         try:
             result = self.broker.close_trade(position.trade_id)
         except BrokerError as exc:
-            self.health.failed("close", exc)
+            self.health.failed("close", exc)  # the next reconciliation reads what happened
             return
         self.health.ok()
-        trade = self.book.close(bar, bar.close, reason, result.price)
+        pip = self.book.pip
+        spread_pips = round((quote.ask - quote.bid) / pip, 3)
+        slippage = self.ledger.fill(-position.side, result.price, bar.close, pip, spread_pips)
+        trade = self.book.close(
+            bar, bar.close, reason, result.price, result.realized_pl, result.financing
+        )
+        trade.update(exit_slippage_pips=round(slippage, 3), exit_spread_pips=spread_pips)
         self.reconciler.record_trade(trade, closed_by or reason)
 
     # ------------------------------------------------------------ kill switch, health, state
@@ -413,13 +458,15 @@ class Trader:
 
     def write_state(self) -> None:
         """Rewrite live/state.json atomically."""
-        open_pips = self.book.position.unrealised if self.book.position else 0.0
+        open_pips = self.book.broker_open_pips(self.last_bar.close) if self.last_bar else 0.0
         self.state_file.write(
             LiveState(
                 broker=self.broker.name,
                 instrument=self.instrument,
                 position=self._position_dict(),
-                pending_order=asdict(pending) if (pending := self.reconciler.pending) else None,
+                pending_order=pending.to_dict() if (pending := self.reconciler.pending) else None,
+                lost_order=lost.to_dict() if (lost := self.reconciler.lost) else None,
+                accounting=self.ledger.to_dict(),
                 day_pnl_pips=self.risk.state.day_realised_pips + open_pips,
                 risk=self.risk.state.to_dict(),
                 halts=dict(self.halts),

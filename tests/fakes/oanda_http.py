@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -18,10 +19,20 @@ from urllib.parse import parse_qs, urlsplit
 from tests.fakes.oanda_v20 import FORBIDDEN, UNAUTHORIZED, Call, FakeOanda, RecordedRequest, Reply
 
 
+class DropConnection(Exception):
+    """Raised by a route: the request vanishes (the connection closes with no answer)."""
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     fake: FakeOanda
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        times = getattr(self.fake, "connection_times", None)
+        if times is not None:
+            times.append(time.monotonic())
+        super().process_request(request, client_address)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         import sys
@@ -68,6 +79,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             body = raw.decode("utf-8", "replace")
         fake._record(RecordedRequest(self.command, url.path, query, body, headers))
+        times = getattr(fake, "request_times", None)
+        if times is not None:
+            times.append(time.monotonic())
         fault = fake._take_fault(url.path)
         if fault is not None and fault.delay:
             if fake._stopping.wait(fault.delay):
@@ -82,6 +96,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             call = Call(self.command, url.path, query, body, headers, {})
             try:
                 reply = fake._dispatch(call)
+            except DropConnection:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return
             except Exception as exc:  # a bug in a route: answer 500 and keep it for the test
                 fake.errors.append(exc)
                 reply = Reply({"errorMessage": f"fake server error: {exc!r}"}, 500)

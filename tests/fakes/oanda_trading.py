@@ -11,7 +11,16 @@ Each time the clock moves, open trades' stops are checked on the bar that just c
 low for longs, ask high for shorts; a bar opening beyond the stop fills at its open).
 Knobs for faults: `fake.tradeable`, `fake.cancel_next_order` (a reason: the next order is
 cancelled inside a 201), `fake.price_hook` (edit the PRICE object before it is sent, REST and
-stream alike).
+stream alike), `fake.lose_orders` (that many coming orders vanish: the connection closes with
+no answer and the account never hears of them), `fake.order_answer_hook` (edit an order's 201
+answer after the order was carried out: a field missing, a foreign value). An order carried out
+N seconds after its request timed out is `fake.inject(delay=N, path=".../orders")`: the fake
+holds the request N seconds, then carries it out and answers a client long gone.
+
+The account keeps its transactions (MARKET_ORDER, ORDER_FILL, ORDER_CANCEL, MARKET_ORDER_REJECT)
+in `fake.account.transactions`, served by `GET /v3/accounts/{id}/transactions/sinceid?id=N`.
+`fake.request_times` and `fake.connection_times` hold the monotonic time of every request and of
+every accepted connection (OANDA's limits: 100 requests/s, 2 new connections/s).
 
 The pricing stream (`GET /v3/accounts/{id}/pricing/stream?instruments=...`) sends a PRICE line
 whenever the price changes and a HEARTBEAT every `fake.stream_heartbeat_seconds` (5 s, as
@@ -56,7 +65,13 @@ def install_trading(fake: FakeOanda) -> None:
     fake.stream_connects = []  # time.monotonic() of every stream request
     fake.stream_lock = threading.Lock()
     fake.stream_fault = lambda kind, times=1: _stream_fault(fake, kind, times)
+    fake.lose_orders = 0
+    fake.financing = 0.0  # account currency charged (−) or paid (+) on every close
+    fake.order_answer_hook = None
+    fake.request_times = []
+    fake.connection_times = []
     _keep_rest_faults_off_the_stream(fake)
+    fake.add_route("GET", ACCOUNT + r"/transactions/sinceid", _transactions_since)
     fake.add_route("GET", ACCOUNT + r"/pricing", _pricing)
     fake.add_route("GET", ACCOUNT + r"/pricing/stream", _pricing_stream)
     fake.add_route("POST", ACCOUNT + r"/orders", _order)
@@ -236,6 +251,11 @@ def _order(fake: FakeOanda, call: Call) -> Any:
     stop = order.get("stopLossOnFill") or {}
     if not client or not ("distance" in stop or "price" in stop):
         raise ApiError(400, "the fake requires stopLossOnFill and tradeClientExtensions.id")
+    if fake.lose_orders > 0:  # lost on the way: the account never hears of it
+        from tests.fakes.oanda_http import DropConnection
+
+        fake.lose_orders -= 1
+        raise DropConnection("fake OANDA: the order never reached the account")
     units = int(order["units"])
     account = fake.account
     with fake.trade_lock:
@@ -251,6 +271,8 @@ def _order(fake: FakeOanda, call: Call) -> Any:
         }
         every = account.trades + fake.closed_trades
         if any((t.get("clientExtensions") or {}).get("id") == client for t in every):
+            _log(fake, {**create, "type": "MARKET_ORDER_REJECT",
+                        "rejectReason": "CLIENT_TRADE_ID_ALREADY_EXISTS"})  # fmt: skip
             raise ApiError(
                 400,
                 "Client Trade ID already exists",
@@ -270,6 +292,7 @@ def _order(fake: FakeOanda, call: Call) -> Any:
                 "orderID": create["id"],
                 "reason": reason,
             }
+            _log(fake, create, cancel)
             return Reply(
                 {
                     "orderCreateTransaction": create,
@@ -297,6 +320,7 @@ def _order(fake: FakeOanda, call: Call) -> Any:
             "currentUnits": str(units),
             "realizedPL": "0.0000",
             "unrealizedPL": "0.0000",
+            "financing": "0.0000",
             "clientExtensions": {"id": client, "tag": "micro"},
             "stopLossOrder": {
                 "id": account.next_transaction_id(),
@@ -323,15 +347,46 @@ def _order(fake: FakeOanda, call: Call) -> Any:
                 "clientExtensions": {"id": client},
             },
         }
-        return Reply(
+        stop_order = trade["stopLossOrder"]
+        _log(fake, create, fill, {
+            "id": stop_order["id"], "type": "STOP_LOSS_ORDER", "time": now, "tradeID": fill_id,
+            "price": stop_order["price"], "timeInForce": "GTC", "reason": "ON_FILL",
+        })  # fmt: skip
+        answer = Reply(
             {
                 "orderCreateTransaction": create,
                 "orderFillTransaction": fill,
-                "relatedTransactionIDs": [create["id"], fill_id],
+                "relatedTransactionIDs": [create["id"], fill_id, stop_order["id"]],
                 "lastTransactionID": str(account.last_transaction_id),
             },
             201,
         )
+        if fake.order_answer_hook is not None:
+            answer.body = fake.order_answer_hook(answer.body)
+        return answer
+
+
+def _log(fake: FakeOanda, *transactions: dict[str, Any]) -> None:
+    """Append to the account's transaction history (with the account id, as OANDA's carry)."""
+    for transaction in transactions:
+        fake.account.transactions.append({**transaction, "accountID": fake.account.id})
+
+
+def _transactions_since(fake: FakeOanda, call: Call) -> dict[str, Any]:
+    """GET /transactions/sinceid?id=N: every transaction after N, oldest first (at most 1000)."""
+    from tests.fakes.oanda_v20 import ApiError
+
+    _check(fake, call)
+    try:
+        since = int(call.query["id"])
+    except (KeyError, ValueError):
+        raise ApiError(400, "Invalid value specified for 'id'") from None
+    with fake.trade_lock:
+        newer = [t for t in fake.account.transactions if int(t["id"]) > since][:1000]
+        return {
+            "transactions": [dict(t) for t in newer],
+            "lastTransactionID": str(fake.account.last_transaction_id),
+        }
 
 
 def _open_trades(fake: FakeOanda, call: Call) -> dict[str, Any]:
@@ -369,7 +424,8 @@ def _close(fake: FakeOanda, trade: dict[str, Any], price: float, reason: str) ->
     account = fake.account
     units = int(trade["currentUnits"])
     pl = (price - float(trade["price"])) * units
-    account.balance += pl
+    financing = float(fake.financing)
+    account.balance += pl + financing
     account.trades.remove(trade)
     fill_id = account.next_transaction_id()
     trade.update(
@@ -378,6 +434,7 @@ def _close(fake: FakeOanda, trade: dict[str, Any], price: float, reason: str) ->
         averageClosePrice=_fmt(fake, price),
         closeTime=_time(fake.now),
         realizedPL=f"{pl:.4f}",
+        financing=f"{financing:.4f}",
         closingTransactionIDs=[fill_id],
     )
     if reason == "STOP_LOSS_ORDER":
@@ -385,7 +442,7 @@ def _close(fake: FakeOanda, trade: dict[str, Any], price: float, reason: str) ->
     else:
         trade["stopLossOrder"]["state"] = "CANCELLED"
     fake.closed_trades.append(trade)
-    return {
+    fill = {
         "id": fill_id,
         "type": "ORDER_FILL",
         "time": _time(fake.now),
@@ -394,15 +451,19 @@ def _close(fake: FakeOanda, trade: dict[str, Any], price: float, reason: str) ->
         "price": _fmt(fake, price),
         "reason": reason,
         "pl": f"{pl:.4f}",
+        "financing": f"{financing:.4f}",
         "tradesClosed": [
             {
                 "tradeID": trade["id"],
                 "units": str(-units),
                 "price": _fmt(fake, price),
                 "realizedPL": f"{pl:.4f}",
+                "financing": f"{financing:.4f}",
             }
         ],
     }
+    _log(fake, fill)
+    return fill
 
 
 def _market_exit(fake: FakeOanda, units: int) -> float:

@@ -147,11 +147,16 @@ def test_every_entry_carries_a_stop_loss_and_a_client_id_at_jpy_precision(
     assert trader_for(home, fake, max_bars=60).run() == 0
     posts = order_posts(fake)
     assert posts, "the trader should have entered at least once"
-    for post in posts:
+    closes = {b["bar"]["ts"]: b["bar"]["close"] for b in journal(home, "bar")}
+    for post, line in zip(posts, journal(home, "order"), strict=True):
         order = post.body["order"]
         assert order["type"] == "MARKET" and order["instrument"] == "GBP_JPY"
-        assert order["stopLossOnFill"]["distance"] == "0.300"  # 30 pips, 3 decimals
         assert re.fullmatch(r"micro-\d+-[BS]", order["tradeClientExtensions"]["id"])
+        # the env's stop (decision close ∓ 30 pips) moved out by the fake's half spread (1 pip)
+        # onto the side OANDA triggers it on, at the instrument's 3 decimals
+        side = line["side"]
+        expected = closes[line["bar_ts"]] - side * (0.300 + 0.010)
+        assert order["stopLossOnFill"]["price"] == f"{expected:.3f}"
     fills = journal(home, "fill")
     assert len(fills) == len(posts)
     state = json.loads((home / "live" / "state.json").read_text())
@@ -308,7 +313,7 @@ def test_an_unknown_open_trade_at_start_stops_trading_unless_adoption_is_allowed
     config = config_for(home, fake)
     manual = OandaBroker(config, fake.token, fake.account.id)
     manual.history(5)  # moves the clock so a price exists
-    assert manual.market_order(1, 500, 30.0, "by-hand-1").filled
+    assert manual.market_order(1, 500, 100.0, "by-hand-1").filled
     with pytest.raises(UserError, match="does not know"):
         trader_for(home, fake).start()
     adopting = trader_for(home, fake, "live.adopt_unknown_positions=true")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from micro.env.costs import Costs
+from micro.env.fills import quoted_stop, stop_level
 from micro.live.book import Book
 from micro.live.sim import SimBroker
 
@@ -35,7 +36,7 @@ def test_a_round_trip_pays_exactly_the_spread_at_mid_plus_minus_half() -> None:
     quote = sim.quote()
     assert quote.bid == pytest.approx(150.08) and quote.ask == pytest.approx(150.12)
     assert quote.time == T0 + 2 * 60 and quote.tradeable
-    result = sim.market_order(1, 1000, 30.0, "micro-1-B")
+    result = sim.market_order(1, 1000, 149.0, "micro-1-B")
     assert result.filled and result.trade.price == pytest.approx(150.12)
     sim.candles_since(T0 + 60)
     exit_fill = sim.close_trade(result.trade.trade_id).price
@@ -45,10 +46,10 @@ def test_a_round_trip_pays_exactly_the_spread_at_mid_plus_minus_half() -> None:
 def test_a_client_id_is_never_filled_twice_and_can_be_looked_up() -> None:
     sim = broker([150.0] * 3, [150.5] * 3, [149.5] * 3, [150.0] * 3)
     sim.candles_since(T0)
-    first = sim.market_order(-1, 1000, 30.0, "micro-9-S")
+    first = sim.market_order(-1, 1000, 151.0, "micro-9-S")
     trade = first.trade
     sim.close_trade(trade.trade_id)
-    again = sim.market_order(-1, 1000, 30.0, "micro-9-S")
+    again = sim.market_order(-1, 1000, 151.0, "micro-9-S")
     assert not again.filled and again.reason == "CLIENT_TRADE_ID_ALREADY_EXISTS"
     found = sim.trade_by_client_id("micro-9-S")
     assert found is not None and found.state == "CLOSED" and found.trade_id == trade.trade_id
@@ -64,11 +65,13 @@ def test_a_client_id_is_never_filled_twice_and_can_be_looked_up() -> None:
         (1, (150.00, 150.05, 149.71, 149.80), None),  # one pip short of the stop: still open
     ],
 )
-def test_stops_fill_on_mid_high_low_like_the_env(side: int, bar: tuple, exit_mid) -> None:
+def test_stops_trigger_on_the_exit_side_where_the_env_stops_on_the_mid(side: int, bar: tuple, exit_mid) -> None:
     o, h, low, c = bar
     sim = broker([150.0, o], [150.0, h], [150.0, low], [150.0, c], first_replay=0)
     sim.candles_since(0)  # the decision bar (row 0): its close, 150.00, is the entry mid
-    entry = sim.market_order(side, 1000, 30.0, "micro-0")
+    half_spread = 0.02  # 4 pips of spread
+    stop = quoted_stop(side, stop_level(side, 150.0, 30.0, PIP), half_spread)  # as the trader
+    entry = sim.market_order(side, 1000, stop, "micro-0")
     sim.candles_since(T0)
     trade = sim.trade_by_client_id("micro-0")
     book = Book(PIP, Costs(4.0, 0.0, 0.0), 30.0)
