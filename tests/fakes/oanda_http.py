@@ -103,6 +103,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             except Exception as exc:  # a bug in a route: answer 500 and keep it for the test
                 fake.errors.append(exc)
                 reply = Reply({"errorMessage": f"fake server error: {exc!r}"}, 500)
+            if fake.schema_check is not None:  # OANDA's OpenAPI description (v20_schema.py)
+                fake.schema_check(self.command, url.path, reply)
         self._send(reply, drop=fault is not None and fault.drop)
 
     def _send(self, reply: Reply, drop: bool) -> None:

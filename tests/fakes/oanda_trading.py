@@ -50,6 +50,39 @@ ACCOUNT = r"/v3/accounts/(?P<account>[^/]+)"
 STREAM_PATH = re.compile(r"/v3/accounts/[^/]+/pricing/stream")
 STREAM_TICK_SECONDS = 0.01  # how often the stream looks for a new price
 SILENT_STREAM_SECONDS = 30.0  # a silent connection ends after this long (or when the fake stops)
+# What OANDA may answer, inside a 201 `orderCancelTransaction`, to a MARKET FOK order with a
+# stopLossOnFill and tradeClientExtensions (OrderCancelReason in OANDA's v20 OpenAPI file). Left
+# out: reasons for pending, take-profit, trailing or guaranteed orders, client cancels, and
+# CLIENT_TRADE_ID_ALREADY_EXISTS, which OANDA answers as a 400 reject (the fake does too).
+MARKET_ORDER_CANCEL_REASONS = (
+    "MARKET_HALTED",
+    "INSUFFICIENT_MARGIN",
+    "FIFO_VIOLATION",
+    "BOUNDS_VIOLATION",
+    "INSUFFICIENT_LIQUIDITY",
+    "TIME_IN_FORCE_EXPIRED",
+    "INTERNAL_SERVER_ERROR",
+    "MIGRATION",
+    "ACCOUNT_LOCKED",
+    "ACCOUNT_NEW_POSITIONS_LOCKED",
+    "ACCOUNT_ORDER_CREATION_LOCKED",
+    "ACCOUNT_ORDER_FILL_LOCKED",
+    "STOP_LOSS_ON_FILL_LOSS",
+    "STOP_LOSS_ON_FILL_PRICE_DISTANCE_MAXIMUM_EXCEEDED",
+    "STOP_LOSS_ON_FILL_REQUIRED",
+    "STOP_LOSS_ON_FILL_GUARANTEED_REQUIRED",
+    "STOP_LOSS_ON_FILL_TIME_IN_FORCE_INVALID",
+    "STOP_LOSS_ON_FILL_TRIGGER_CONDITION_INVALID",
+    "OPEN_TRADES_ALLOWED_EXCEEDED",
+    "PENDING_ORDERS_ALLOWED_EXCEEDED",
+    "STOP_LOSS_ON_FILL_CLIENT_ORDER_ID_ALREADY_EXISTS",
+    "POSITION_SIZE_EXCEEDED",
+    "ACCOUNT_POSITION_VALUE_LIMIT_EXCEEDED",
+    "INSTRUMENT_BID_REDUCE_ONLY",
+    "INSTRUMENT_ASK_REDUCE_ONLY",
+    "INSTRUMENT_BID_HALTED",
+    "INSTRUMENT_ASK_HALTED",
+)
 
 
 def install_trading(fake: FakeOanda) -> None:
@@ -480,7 +513,8 @@ def _close_trade(fake: FakeOanda, call: Call) -> dict[str, Any]:
         trade = _find(fake, call.groups["spec"])
         if trade is None or trade["state"] != "OPEN":
             raise ApiError(404, "The Trade specified does not exist")
-        fill = _close(fake, trade, _market_exit(fake, int(trade["currentUnits"])), "TRADE_CLOSE")
+        exit_price = _market_exit(fake, int(trade["currentUnits"]))
+        fill = _close(fake, trade, exit_price, "MARKET_ORDER_TRADE_CLOSE")
         return {"orderFillTransaction": fill, "lastTransactionID": fill["id"]}
 
 
@@ -505,14 +539,13 @@ def _open_positions(fake: FakeOanda, call: Call) -> dict[str, Any]:
 def _close_position(fake: FakeOanda, call: Call) -> dict[str, Any]:
     _check(fake, call)
     with fake.trade_lock:
-        fills = [
-            _close(fake, t, _market_exit(fake, int(t["currentUnits"])), "POSITION_CLOSEOUT")
-            for t in list(fake.account.trades)
-        ]
-        return {
-            "longOrderFillTransaction": fills[0] if fills else None,
-            "lastTransactionID": str(fake.account.last_transaction_id),
-        }
+        answer: dict[str, Any] = {}
+        for t in list(fake.account.trades):
+            units = int(t["currentUnits"])
+            fill = _close(fake, t, _market_exit(fake, units), "MARKET_ORDER_POSITION_CLOSEOUT")
+            answer["longOrderFillTransaction" if units > 0 else "shortOrderFillTransaction"] = fill
+        answer["lastTransactionID"] = str(fake.account.last_transaction_id)
+        return answer
 
 
 def _trigger_stops(fake: FakeOanda) -> None:

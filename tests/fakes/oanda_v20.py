@@ -177,6 +177,7 @@ class FakeOanda:
         instrument: str = "GBP_JPY",
         instruments: Iterable[str] = ("GBP_JPY", "EUR_USD", "EUR_JPY", "USD_JPY", "CAD_JPY"),
         now: Clock = None,
+        check_schema: bool = True,
     ) -> None:
         self.token = token
         self.account = AccountState(id=account)
@@ -186,6 +187,10 @@ class FakeOanda:
         self.now = now
         self.requests: list[RecordedRequest] = []
         self.errors: list[BaseException] = []  # unexpected handler errors, for assertions
+        # OANDA's OpenAPI description checks every answer when ../shared/oanda/v20.json is there
+        # (tests/fakes/v20_schema.py); a mismatch lands in schema_violations and in errors
+        self.schema_check: Callable[[str, str, Reply], None] | None = None
+        self.schema_violations: list[str] = []
         self.routes: list[Route] = []
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
@@ -199,6 +204,12 @@ class FakeOanda:
         from tests.fakes.oanda_trading import install_trading  # pricing, orders, trades, clock
 
         install_trading(self)
+        if check_schema:
+            from tests.fakes.v20_schema import V20Schema
+
+            schema = V20Schema.load()
+            if schema is not None:
+                schema.watch(self)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -392,7 +403,6 @@ def _instrument_json(name: str, margin_rate: float) -> dict[str, Any]:
         "maximumPositionSize": "0",
         "maximumOrderUnits": "100000000",
         "marginRate": f"{margin_rate:g}",
-        "guaranteedStopLossOrderMode": "DISABLED",
     }
 
 
