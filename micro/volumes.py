@@ -88,7 +88,7 @@ def report_name(episode: int, checkpoint_file: str, sha256: str) -> str:
     `latest.pth` of episode N never takes the name of `ckpt_ep{N:07d}.pth`'s report (which the
     watcher looks for, and the trainer's retention counts as scored).
     """
-    stem = re.sub(r"[^A-Za-z0-9.-]+", "-", Path(checkpoint_file).stem) or "checkpoint"
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(checkpoint_file).stem) or "checkpoint"
     return f"validation_ep{episode:07d}_{stem}_{sha256[:REPORT_SHA_CHARS]}.json"
 
 

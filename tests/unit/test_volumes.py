@@ -130,14 +130,26 @@ def test_a_report_summary_reads_the_figures_others_use_from_a_full_report() -> N
 
 
 def test_numbered_files_are_named_and_found_by_one_pattern(tmp_path: Path) -> None:
+    sha = "0123456789abcdef" * 4
     for episode in (100, 50):
         (tmp_path / numbered_name(episode)).write_bytes(b"w")
-        (tmp_path / report_name(episode)).write_text("{}")
+        (tmp_path / report_name(episode, numbered_name(episode), sha)).write_text("{}")
+    (tmp_path / report_name(70, "latest.pth", sha)).write_text("{}")
+    (tmp_path / "validation_ep0000020.json").write_text("{}")  # a report named before the hash
     (tmp_path / "latest.pth").write_bytes(b"w")
     assert numbered_name(50) == "ckpt_ep0000050.pth" and checkpoint_episode("latest.pth") is None
     assert [e for e, _ in numbered_checkpoints(tmp_path)] == [50, 100]
-    assert [e for e, _ in report_files(tmp_path)] == [50, 100]
+    assert [e for e, _ in report_files(tmp_path)] == [20, 50, 70, 100]
     assert sidecar_path(tmp_path / "best.pth") == tmp_path / "best.json"
+
+
+def test_a_report_is_named_by_its_checkpoint_file_and_content_hash() -> None:
+    sha = "0123456789abcdef" * 4
+    numbered = report_name(50, "ckpt_ep0000050.pth", sha)
+    assert numbered == "validation_ep0000050_ckpt_ep0000050_0123456789ab.json"
+    assert report_name(50, "latest.pth", sha) == "validation_ep0000050_latest_0123456789ab.json"
+    assert report_name(50, "latest.pth", "f" * 64) != report_name(50, "latest.pth", sha)
+    assert report_name(5, "my run/a b.pth", sha) == "validation_ep0000005_a-b_0123456789ab.json"
 
 
 def test_each_service_status_file_has_a_record(tmp_path: Path) -> None:
