@@ -379,6 +379,8 @@ def live_panel(
             ("risk", risk_text(state)),
             ("circuit", circuit_text(state)),
             ("pending order", str(dig(state.pending_order, "client_id") or "none")),
+            ("broker today", broker_day_text(state.accounting)),
+            ("fills today", fills_text(state.accounting)),
         ]
     )
     top = Table.grid(padding=(0, 4))
@@ -406,6 +408,36 @@ def live_panel(
         line.no_wrap, line.overflow = True, "ellipsis"
         parts.append(line)
     return framed("Live", live, Group(*parts))
+
+
+def broker_day_text(accounting: dict[str, Any]) -> Text:
+    """The day's closed trades in the broker's numbers beside the model's pips."""
+    trades = number(accounting.get("trades"))
+    if not trades:
+        return Text("no trades", style="dim")
+    return Text.assemble(
+        f"{trades:.0f} trades  ",
+        signed_pips(accounting.get("broker_pips")),
+        f" (model {fmt(accounting.get('model_pips'), '+.1f')})  ",
+        f"P&L {fmt(accounting.get('broker_pl'), '+.2f')}  ",
+        f"financing {fmt(accounting.get('financing'), '+.2f')}",
+    )
+
+
+def fills_text(accounting: dict[str, Any]) -> Text:
+    """Mean slippage against the decision bar's close by side, and the mean spread paid."""
+    parts = []
+    spread_total, spread_fills = 0.0, 0.0
+    for side in ("buy", "sell"):
+        stats = accounting.get(side) if isinstance(accounting.get(side), dict) else {}
+        fills = number(dig(stats, "fills")) or 0.0
+        slippage = number(dig(stats, "slippage_pips"))
+        mean = slippage / fills if fills and slippage is not None else None
+        parts.append(f"{side} {fmt(mean, '+.2f')} ({fills:.0f})")
+        spread_total += number(dig(stats, "spread_pips")) or 0.0
+        spread_fills += number(dig(stats, "spread_fills")) or 0.0
+    spread = spread_total / spread_fills if spread_fills else None
+    return Text(f"slippage {', '.join(parts)} pips; spread paid {fmt(spread, '.2f')} pips")
 
 
 def risk_text(state: LiveState) -> Text:
