@@ -6,6 +6,12 @@ spread `validation.max_sessions` of them) starts together in one `TradingEnv` of
 all of them step in lockstep for the L − 1 decisions of a session: one batched search per bar.
 The RNG handed to the agent is seeded from `validation.seed` (greedy mode draws nothing from it
 today; passing it keeps the run reproducible should that change).
+
+With `diagnostics` (the default) the pass also records, at every decision, σ of the chosen
+action's afterstate, the bar's outcome, the root's network and search values and the step's
+reward (`micro.validation.diagnostics.DecisionTrace`: a few numbers per decision, nothing
+recomputed), and then trades the same sessions by the policy prior without search and at random
+(one network call per decision, and none), for the report's planning gain and calibration.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from micro.env.trades import concatenate_trades
 from micro.env.trading import TradingEnv
 from micro.mcts.agent import Agent, Observations
 from micro.model.inference import SearchModel
+from micro.validation.diagnostics import Diagnostics, TraceRecorder, comparison_passes
 
 if TYPE_CHECKING:
     from micro.data.market import Market
@@ -38,6 +45,7 @@ class Evaluation:
     action_counts: np.ndarray  # [4] int64 decisions per action (HOLD, BUY, SELL, CLOSE)
     simulations: int  # search simulations per decision
     seconds: float  # wall seconds of the run (search + env)
+    diagnostics: Diagnostics | None = None  # the trace and the two comparison passes
 
     def action_shares(self) -> dict[str, float | None]:
         """Share of the decisions that chose each action, by name."""
@@ -74,8 +82,10 @@ def evaluate(
     *,
     split: str = "validation",
     seed: int | None = None,
+    diagnostics: bool = True,
 ) -> Evaluation:
-    """Play the sessions at `starts` ([S] rows) to their end with greedy decisions of `model`."""
+    """Play the sessions at `starts` ([S] rows) to their end with greedy decisions of `model`;
+    with `diagnostics`, record the trace and play the comparison passes (module docstring)."""
     starts = np.sort(np.asarray(starts, dtype=np.int64))
     simulations = simulations_for(config)
     counts = np.zeros(NUM_ACTIONS, dtype=np.int64)
@@ -83,26 +93,37 @@ def evaluate(
     if starts.size == 0:
         return Evaluation(split, starts, concatenate_trades([]), 0, counts, simulations, 0.0)
     agent = Agent(model, config.mcts, num_simulations=simulations)
-    rng = np.random.default_rng(config.validation.seed if seed is None else seed)
+    seed = config.validation.seed if seed is None else seed
+    rng = np.random.default_rng(seed)
+    recorder = TraceRecorder() if diagnostics else None
     env = TradingEnv(market, config, int(starts.size))
     observation = env.reset(starts)
     parts = []
     decisions = 0
     for _ in range(env.session_bars - 1):
         observations = Observations(
-            window=market.windows(observation.rows),  # [S, W, 9]
+            window=market.windows(observation.rows),  # [S, W, F]
             static=observation.static,  # [S, 6]
             legal=observation.legal,  # [S, 4]
             side=observation.side,  # [S]
         )
-        actions, _ = agent.act(observations, mode="greedy", rng=rng)  # [S] int64
+        actions, why = agent.act(observations, mode="greedy", rng=rng)  # [S] int64
         counts += np.bincount(actions, minlength=NUM_ACTIONS)
         decisions += int(actions.size)
         result = env.step(actions)
         parts.append(result.trades)
+        if recorder is not None:
+            recorder.record(
+                observation.side, actions, why.chance_probs, why.network_value, why.value,
+                result.reward, result.outcome,
+            )  # fmt: skip
         observation = result.observation
     if not result.done.all():  # every session has the same length: all end on the last step
         raise AssertionError("a validation session did not end with the others")
+    seconds = time.perf_counter() - began
+    extra = None
+    if recorder is not None:
+        extra = comparison_passes(model, market, config, starts, recorder.trace(), seed)
     return Evaluation(
         split=split,
         starts=starts,
@@ -110,5 +131,6 @@ def evaluate(
         decisions=decisions,
         action_counts=counts,
         simulations=simulations,
-        seconds=time.perf_counter() - began,
+        seconds=seconds,
+        diagnostics=extra,
     )

@@ -29,6 +29,7 @@ from micro.config import Config
 from micro.errors import CheckpointError, DataError
 from micro.home import Home
 from micro.validation.baselines import baselines_report
+from micro.validation.diagnostics import diagnostics_report
 from micro.validation.evaluate import Evaluation, evaluate, evaluation_starts, simulations_for
 from micro.validation.metrics import covered_days, trade_metrics
 from micro.validation.montecarlo import bootstrap
@@ -115,8 +116,15 @@ def build_report(
     began = time.perf_counter()
     baselines = baselines_report(market, config, starts, trades)
     baselines_seconds = time.perf_counter() - began
+    began = time.perf_counter()
+    extra = evaluation.diagnostics
+    diagnostics = diagnostics_report(extra, trades, config) if extra is not None else None
+    diagnostics_seconds = time.perf_counter() - began + (extra.seconds if extra else 0.0)
     created_at, created_unix = utc_now()
-    total = load_seconds + evaluation.seconds + statistics_seconds + baselines_seconds
+    total = (
+        load_seconds + evaluation.seconds + statistics_seconds + baselines_seconds
+        + diagnostics_seconds
+    )  # fmt: skip
     return {
         "schema_version": REPORT_SCHEMA,
         "status": OK,
@@ -149,12 +157,14 @@ def build_report(
         "safe_f": sizing,
         "sharpe": sharpe,
         "baselines": baselines,
+        "diagnostics": diagnostics,
         "equity_curve": equity,
         "timing": {
             "load_seconds": load_seconds,
             "evaluation_seconds": evaluation.seconds,
             "statistics_seconds": statistics_seconds,
             "baselines_seconds": baselines_seconds,
+            "diagnostics_seconds": diagnostics_seconds,
             "total_seconds": total,
             "decisions_per_second": (
                 evaluation.decisions / evaluation.seconds if evaluation.seconds > 0 else None
@@ -195,8 +205,10 @@ def score_checkpoint(
     checkpoint: Path,
     split: str,
     market: Market | None = None,
+    diagnostics: bool = True,
 ) -> dict[str, Any]:
-    """Load, verify and score `checkpoint` on `split`: a full report without its promotion.
+    """Load, verify and score `checkpoint` on `split`: a full report without its promotion
+    (`diagnostics`: planning gain, σ calibration and value error too; the bench turns it off).
 
     Raises CheckpointError for a missing/truncated/corrupt/incompatible file and DataError for
     an unprepared store or a split without sessions.
@@ -241,7 +253,7 @@ def score_checkpoint(
         promotable=is_promotable(home, checkpoint),
     )
     load_seconds = time.perf_counter() - began
-    evaluation = evaluate(loaded.net, market, config, starts, split=split)
+    evaluation = evaluate(loaded.net, market, config, starts, split=split, diagnostics=diagnostics)
     return build_report(evaluation, market, config, info, load_seconds, fingerprint)
 
 
@@ -269,12 +281,28 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     if coin is not None:  # reports written before the fair-coin baseline lack it
         rank_text += f" with the agent's sides, {coin:.0f}th with a fair coin's"
     lines.append(f"  vs random entry: {rank_text}")
+    lines.extend(diagnostics_lines(report.get("diagnostics")))
     promotion = report.get("promotion") or {}
     if promotion.get("promoted"):
         lines.append(f"  promoted to best.pth: {promotion.get('reason')}")
     else:
         lines.append(f"  not promoted: {promotion.get('reason', 'no decision')}")
     return lines
+
+
+def diagnostics_lines(diagnostics: dict[str, Any] | None) -> list[str]:
+    """One line on what search adds, σ's calibration and the value error (none if absent)."""
+    if not diagnostics:
+        return []
+    gain = diagnostics["planning_gain"]
+    sigma, value = diagnostics["chance_calibration"], diagnostics["value_error"]
+    return [
+        f"  search {_num(gain['search']['total_pips'])} pips vs prior "
+        f"{_num(gain['policy_prior']['total_pips'])}, random "
+        f"{_num(gain['random']['total_pips'])}; σ Brier {_num(sigma['brier'])} "
+        f"(base rates {_num(sigma['brier_climatology'])}); value MAE "
+        f"{_num(value['mae_pips'])} pips"
+    ]
 
 
 def _num(value: float | None) -> str:

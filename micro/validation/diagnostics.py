@@ -1,0 +1,315 @@
+"""What a checkpoint's score does not say: does search add anything, and are its heads right?
+
+Three diagnostics of one checkpoint, taken from the greedy scoring pass itself
+(`micro.validation.evaluate` records a `DecisionTrace` at every decision) and from two cheap
+extra passes over the same sessions:
+
+- Planning gain. The same sessions traded three ways: by the greedy search (the scored run), by
+  the raw policy prior without search (argmax of the network's prior over the legal actions, one
+  network call per decision), and at random (each decision drawn from the greedy run's own action
+  frequencies, counted apart when flat and in a position, over the legal actions; seeded by
+  `validation.seed`), so the random trader is about as active as the agent. Each: trades,
+  expectancy, total pips, win rate; and what search adds over the prior and over random.
+- Calibration of the chance head. At each decision σ of the chosen action's afterstate predicts
+  the bar's outcome (`micro.features.outcomes`: DOWN / NEUTRAL / UP against k × the rolling std),
+  which the step then reveals. Reported: the multi-class Brier score Σ_c (σ_c − 1[y = c])²
+  averaged over decisions (0 perfect, 2 worst), the Brier score of always forecasting the
+  sample's own outcome frequencies (the climatology) and the skill 1 − Brier / climatology (> 0:
+  better than the base rates), the log loss, and a reliability table per outcome: σ_c cut into
+  10 equal bins, each with its decisions, mean predicted probability and observed frequency.
+- Value error. The network's value of each root, and the search's root value, against the return
+  that followed: G_t = Σ_k γ^k r_{t+k} to the session end (a true terminal), with the env's reward
+  (`env.reward`, pips) and γ = `mcts.discount`: the units the value head is trained on (its
+  n-step targets bootstrap towards this). Reported: mean absolute error and bias (predicted −
+  realised) in pips, and the mean |G| a value of 0 would miss by, for scale.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from micro.config import Config
+from micro.env.actions import NUM_ACTIONS
+from micro.env.trading import Observation, run_sessions
+from micro.features.outcomes import DOWN, NEUTRAL, UP
+from micro.mcts.search import model_dtype_device, root_legal, to_numpy
+from micro.model.inference import SearchModel
+from micro.validation.metrics import finite_or_none
+
+if TYPE_CHECKING:
+    from micro.data.market import Market
+
+OUTCOME_NAMES = {DOWN: "DOWN", NEUTRAL: "NEUTRAL", UP: "UP"}
+RELIABILITY_BINS = 10
+FLAT_ROW, IN_POSITION_ROW = 0, 1  # rows of DecisionTrace.action_counts
+
+
+@dataclass(frozen=True)
+class DecisionTrace:
+    """What the greedy pass predicted and then met at each of its D decisions in S sessions."""
+
+    sigma: np.ndarray  # [D, S, 3] float32 σ of the chosen action's afterstate (NaN: unexpanded)
+    outcome: np.ndarray  # [D, S] int8 the outcome the bar then had (−1: unknown)
+    network_value: np.ndarray  # [D, S] float32 pips, the network's value of the root
+    search_value: np.ndarray  # [D, S] float32 pips, the search's value of the root
+    reward: np.ndarray  # [D, S] float32 pips, the env's reward of the step
+    action_counts: np.ndarray  # [2, 4] int64 actions chosen when flat / in a position
+
+
+class TraceRecorder:
+    """Collects a `DecisionTrace` one decision at a time (a few arrays per bar: cheap)."""
+
+    def __init__(self) -> None:
+        self._sigma: list[np.ndarray] = []
+        self._outcome: list[np.ndarray] = []
+        self._network_value: list[np.ndarray] = []
+        self._search_value: list[np.ndarray] = []
+        self._reward: list[np.ndarray] = []
+        self._counts = np.zeros((2, NUM_ACTIONS), dtype=np.int64)
+
+    def record(
+        self,
+        side: np.ndarray,  # [S] int8 before the decision
+        actions: np.ndarray,  # [S] int64
+        chance_probs: np.ndarray,  # [S, 4, 3] σ of each root action's afterstate
+        network_value: np.ndarray,  # [S] pips
+        search_value: np.ndarray,  # [S] pips
+        reward: np.ndarray,  # [S] pips of the step the actions took
+        outcome: np.ndarray,  # [S] int8 outcome of that step
+    ) -> None:
+        self._sigma.append(chance_probs[np.arange(actions.size), actions].astype(np.float32))
+        self._outcome.append(np.asarray(outcome, dtype=np.int8))
+        self._network_value.append(np.asarray(network_value, dtype=np.float32))
+        self._search_value.append(np.asarray(search_value, dtype=np.float32))
+        self._reward.append(np.asarray(reward, dtype=np.float32))
+        np.add.at(self._counts, (np.where(side == 0, FLAT_ROW, IN_POSITION_ROW), actions), 1)
+
+    def trace(self) -> DecisionTrace:
+        def stack(parts: list[np.ndarray], shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+            return np.stack(parts) if parts else np.zeros(shape, dtype=dtype)
+
+        return DecisionTrace(
+            sigma=stack(self._sigma, (0, 0, 3), np.float32),
+            outcome=stack(self._outcome, (0, 0), np.int8),
+            network_value=stack(self._network_value, (0, 0), np.float32),
+            search_value=stack(self._search_value, (0, 0), np.float32),
+            reward=stack(self._reward, (0, 0), np.float32),
+            action_counts=self._counts.copy(),
+        )
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """The greedy pass's trace and the same sessions traded without search and at random."""
+
+    trace: DecisionTrace
+    prior_trades: np.ndarray  # [K] TRADE_DTYPE, argmax of the policy prior
+    random_trades: np.ndarray  # [K] TRADE_DTYPE, the greedy run's action frequencies
+    seconds: float  # wall seconds of the two extra passes
+
+
+def prior_policy(model: SearchModel, market: Market) -> Callable[[Observation], np.ndarray]:
+    """A policy that takes the argmax of the network's prior over the legal actions: no search."""
+
+    def policy(observation: Observation) -> np.ndarray:
+        window = market.windows(observation.rows)  # [B, W, F]
+        legal = root_legal(observation.legal, observation.side)  # [B, 4]
+        dtype, device = model_dtype_device(model, window)
+        with torch.inference_mode():
+            out = model.initial_inference(
+                torch.as_tensor(window, dtype=dtype, device=device),
+                torch.as_tensor(observation.static, dtype=dtype, device=device),
+            )
+        logits = np.where(legal, to_numpy(out.policy_logits), -np.inf)  # [B, 4]
+        best: np.ndarray = np.argmax(logits, axis=1).astype(np.int64)  # [B]
+        return best
+
+    return policy
+
+
+def frequency_policy(
+    action_counts: np.ndarray, rng: np.random.Generator
+) -> Callable[[Observation], np.ndarray]:
+    """A random policy with `action_counts`' frequencies ([2, 4]: flat, in a position), legal only.
+
+    Where the counts give no legal action any weight (e.g. never in a position), all legal
+    actions are equally likely.
+    """
+    counts = np.asarray(action_counts, dtype=np.float64)
+
+    def policy(observation: Observation) -> np.ndarray:
+        legal = root_legal(observation.legal, observation.side)  # [B, 4]
+        weights = counts[np.where(observation.side == 0, FLAT_ROW, IN_POSITION_ROW)] * legal
+        none = weights.sum(axis=1) <= 0
+        weights[none] = legal[none]
+        cdf = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)  # [B, 4]
+        draws: np.ndarray = rng.random((legal.shape[0], 1))  # [B, 1]
+        actions = np.minimum(np.sum(cdf <= draws, axis=1), NUM_ACTIONS - 1)  # [B]
+        chosen: np.ndarray = np.where(
+            legal[np.arange(actions.size), actions], actions, np.argmax(legal, axis=1)
+        ).astype(np.int64)
+        return chosen
+
+    return policy
+
+
+def comparison_passes(
+    model: SearchModel,
+    market: Market,
+    config: Config,
+    starts: np.ndarray,
+    trace: DecisionTrace,
+    seed: int,
+) -> Diagnostics:
+    """Trade `starts` by the policy prior and at random; bundle them with the greedy `trace`."""
+    began = time.perf_counter()
+    prior = run_sessions(market, config, starts, prior_policy(model, market))
+    rng = np.random.default_rng(seed)
+    random = run_sessions(market, config, starts, frequency_policy(trace.action_counts, rng))
+    return Diagnostics(trace, prior, random, time.perf_counter() - began)
+
+
+def _trade_summary(trades: np.ndarray) -> dict[str, Any]:
+    pips = np.asarray(trades["pips"], dtype=np.float64)  # [K]
+    n = int(pips.size)
+    return {
+        "trades": n,
+        "expectancy_pips": float(pips.mean()) if n else None,
+        "total_pips": float(pips.sum()),
+        "win_rate": float(np.mean(pips > 0)) if n else None,
+    }
+
+
+def planning_gain(
+    search_trades: np.ndarray, prior_trades: np.ndarray, random_trades: np.ndarray
+) -> dict[str, Any]:
+    """Trades, expectancy, total and win rate of each way of trading, and search's gains."""
+    search = _trade_summary(search_trades)
+    prior = _trade_summary(prior_trades)
+    random = _trade_summary(random_trades)
+
+    def gain(key: str, other: dict[str, Any]) -> float | None:
+        if search[key] is None or other[key] is None:
+            return None
+        return float(search[key] - other[key])
+
+    return {
+        "search": search,
+        "policy_prior": prior,
+        "random": random,
+        "search_minus_prior_total_pips": gain("total_pips", prior),
+        "search_minus_prior_expectancy_pips": gain("expectancy_pips", prior),
+        "search_minus_random_total_pips": gain("total_pips", random),
+        "search_minus_random_expectancy_pips": gain("expectancy_pips", random),
+    }
+
+
+def chance_calibration(
+    sigma: np.ndarray, outcome: np.ndarray, bins: int = RELIABILITY_BINS
+) -> dict[str, Any]:
+    """Brier score, climatology, skill, log loss and reliability table of σ ([..., 3]) vs
+    the outcomes ([...] int, −1 unknown); decisions with an unknown outcome or no σ are left out.
+    """
+    probs = np.asarray(sigma, dtype=np.float64).reshape(-1, 3)  # [D, 3]
+    labels = np.asarray(outcome, dtype=np.int64).ravel()  # [D]
+    keep = (labels >= 0) & np.isfinite(probs).all(axis=1)
+    probs, labels = probs[keep], labels[keep]
+    n = int(labels.size)
+    report: dict[str, Any] = {"decisions": n}
+    names = [OUTCOME_NAMES[c] for c in (DOWN, NEUTRAL, UP)]
+    if n == 0:
+        report.update(
+            brier=None, brier_climatology=None, brier_skill=None, log_loss=None,
+            observed={k: None for k in names}, predicted={k: None for k in names},
+            reliability={k: [] for k in names},
+        )  # fmt: skip
+        return report
+    onehot = np.eye(3)[labels]  # [D, 3]
+    base = onehot.mean(axis=0)  # [3] the sample's outcome frequencies
+    brier = float(np.mean(np.sum((probs - onehot) ** 2, axis=1)))
+    climatology = float(np.mean(np.sum((base[None, :] - onehot) ** 2, axis=1)))
+    chosen = np.clip(probs[np.arange(n), labels], 1e-12, 1.0)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    reliability: dict[str, list[dict[str, Any]]] = {}
+    for c, name in enumerate(names):
+        which = np.clip(np.searchsorted(edges, probs[:, c], "right") - 1, 0, bins - 1)  # [D]
+        count = np.bincount(which, minlength=bins)
+        predicted = np.bincount(which, weights=probs[:, c], minlength=bins)
+        observed = np.bincount(which, weights=onehot[:, c], minlength=bins)
+        reliability[name] = [
+            {
+                "bin": [float(edges[b]), float(edges[b + 1])],
+                "decisions": int(count[b]),
+                "predicted": float(predicted[b] / count[b]),
+                "observed": float(observed[b] / count[b]),
+            }
+            for b in range(bins)
+            if count[b]
+        ]
+    report.update(
+        brier=brier,
+        brier_climatology=climatology,
+        brier_skill=finite_or_none(1.0 - brier / climatology) if climatology > 0 else None,
+        log_loss=float(-np.mean(np.log(chosen))),
+        observed={name: float(base[c]) for c, name in enumerate(names)},
+        predicted={name: float(probs[:, c].mean()) for c, name in enumerate(names)},
+        reliability=reliability,
+    )
+    return report
+
+
+def discounted_returns(reward: np.ndarray, discount: float) -> np.ndarray:
+    """[D, S] G_t = Σ_k γ^k r_{t+k} over the rest of each session (0 after its last step)."""
+    rewards = np.asarray(reward, dtype=np.float64)  # [D, S]
+    out = np.zeros_like(rewards)
+    after = np.zeros(rewards.shape[1:])  # [S]
+    for t in range(rewards.shape[0] - 1, -1, -1):
+        after = rewards[t] + discount * after
+        out[t] = after
+    return out
+
+
+def value_error(trace: DecisionTrace, discount: float) -> dict[str, Any]:
+    """Mean absolute error and bias (pips) of the network's and the search's root values."""
+    realised = discounted_returns(trace.reward, discount)  # [D, S]
+    n = int(realised.size)
+    report: dict[str, Any] = {"decisions": n, "discount": float(discount)}
+    if n == 0:
+        report.update(
+            mae_pips=None, bias_pips=None, search_mae_pips=None, search_bias_pips=None,
+            realised_mean_pips=None, zero_mae_pips=None,
+        )  # fmt: skip
+        return report
+    network = trace.network_value.astype(np.float64) - realised  # [D, S]
+    search = trace.search_value.astype(np.float64) - realised
+    report.update(
+        mae_pips=float(np.mean(np.abs(network))),
+        bias_pips=float(np.mean(network)),
+        search_mae_pips=float(np.mean(np.abs(search))),
+        search_bias_pips=float(np.mean(search)),
+        realised_mean_pips=float(np.mean(realised)),
+        zero_mae_pips=float(np.mean(np.abs(realised))),
+    )
+    return report
+
+
+def diagnostics_report(
+    diagnostics: Diagnostics, search_trades: np.ndarray, config: Config
+) -> dict[str, Any]:
+    """The report's `diagnostics` section (JSON-able): planning gain, σ calibration, value error."""
+    trace = diagnostics.trace
+    value = value_error(trace, config.mcts.discount)
+    value["reward"] = config.env.reward
+    return {
+        "planning_gain": planning_gain(
+            search_trades, diagnostics.prior_trades, diagnostics.random_trades
+        ),
+        "chance_calibration": chance_calibration(trace.sigma, trace.outcome),
+        "value_error": value,
+    }

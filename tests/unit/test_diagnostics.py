@@ -1,0 +1,166 @@
+"""Per-checkpoint diagnostics: planning gain, the chance head's calibration, the value's error."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from micro.config import Config, replace
+from micro.env.actions import BUY, CLOSE, HOLD, SELL
+from micro.env.trades import empty_trades
+from micro.env.trading import TradingEnv
+from micro.features.outcomes import DOWN, NEUTRAL, UP
+from micro.validation.diagnostics import (
+    chance_calibration,
+    diagnostics_report,
+    discounted_returns,
+    frequency_policy,
+    planning_gain,
+)
+from micro.validation.evaluate import evaluate
+from tests.unit.env_markets import hand_market, random_walk_market
+from tests.unit.mcts_models import BanditModel, ChanceModel
+
+L = 30  # session bars
+CONFIG = replace(Config(), **{"validation.simulations": 200})  # the bandit needs 200 to buy
+
+
+def rising_market(sessions: int = 4):
+    """Closes rise 1 pip a bar, never touching a stop: a long earns, a short loses."""
+    close = 150.0 + 0.01 * np.arange(sessions * L)
+    return hand_market(close, session_bars=L), np.arange(sessions, dtype=np.int64) * L
+
+
+def test_a_perfect_forecast_scores_brier_0_and_the_base_rates_score_skill_0() -> None:
+    labels = np.array([UP, DOWN, NEUTRAL, UP, UP, -1])  # the last is unknown: left out
+    perfect = np.eye(3)[np.maximum(labels, 0)]
+    perfect[-1] = np.nan
+
+    report = chance_calibration(perfect, labels)
+
+    assert report["decisions"] == 5 and report["brier"] == 0.0 and report["brier_skill"] == 1.0
+    base = np.array([1, 1, 3]) / 5  # DOWN, NEUTRAL, UP frequencies of the five known
+    # Forecasting the base rates: Σ_c (b_c − 1[y = c])² averaged = 1 − Σ_c b_c².
+    assert report["brier_climatology"] == pytest.approx(1.0 - np.sum(base**2))
+    climatology = chance_calibration(np.tile(base, (5, 1)), labels[:5])
+    assert climatology["brier"] == pytest.approx(report["brier_climatology"])
+    assert climatology["brier_skill"] == pytest.approx(0.0, abs=1e-12)
+    assert report["observed"] == pytest.approx({"DOWN": 0.2, "NEUTRAL": 0.2, "UP": 0.6})
+
+
+def test_a_calibrated_forecaster_has_a_diagonal_reliability_table_and_positive_skill() -> None:
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet([1.0, 1.0, 1.0], size=40_000)  # [D, 3] varied forecasts
+    labels = (rng.random(40_000)[:, None] > np.cumsum(probs, axis=1)).sum(axis=1)  # y ~ probs
+
+    report = chance_calibration(probs, labels)
+
+    for name in ("DOWN", "NEUTRAL", "UP"):
+        rows = report["reliability"][name]
+        assert sum(row["decisions"] for row in rows) == 40_000
+        for row in rows:
+            low, high = row["bin"]
+            assert low <= row["predicted"] <= high
+            if row["decisions"] > 1000:  # the observed frequency follows the forecast
+                assert row["observed"] == pytest.approx(row["predicted"], abs=0.03)
+    assert report["brier_skill"] > 0.1
+    overconfident = chance_calibration(np.eye(3)[(labels + 1) % 3], labels)  # always wrong
+    assert overconfident["brier"] == pytest.approx(2.0) and overconfident["brier_skill"] < 0
+    json.dumps(report, allow_nan=False)
+
+
+def test_returns_are_discounted_to_the_session_end() -> None:
+    reward = np.array([[1.0, 0.0], [2.0, 1.0], [4.0, -1.0]])  # [D=3, S=2]
+    returns = discounted_returns(reward, 0.5)
+    assert returns[:, 0].tolist() == [1 + 0.5 * 2 + 0.25 * 4, 2 + 0.5 * 4, 4.0]
+    assert returns[:, 1].tolist() == [0 + 0.5 * 1 - 0.25, 1 - 0.5, -1.0]
+
+
+def test_planning_gain_compares_search_with_the_prior_and_random() -> None:
+    def trades(pips: list[float]) -> np.ndarray:
+        out = empty_trades(len(pips))
+        out["pips"] = pips
+        return out
+
+    gain = planning_gain(trades([5.0, -1.0, 2.0]), trades([-3.0]), empty_trades())
+
+    assert gain["search"] == {
+        "trades": 3, "expectancy_pips": 2.0, "total_pips": 6.0, "win_rate": pytest.approx(2 / 3)
+    }  # fmt: skip
+    assert gain["search_minus_prior_total_pips"] == 9.0
+    assert gain["search_minus_prior_expectancy_pips"] == 5.0
+    assert gain["random"]["expectancy_pips"] is None
+    assert gain["search_minus_random_total_pips"] == 6.0
+    assert gain["search_minus_random_expectancy_pips"] is None
+    json.dumps(gain, allow_nan=False)
+
+
+def test_the_random_policy_acts_legally_at_the_agents_own_rates() -> None:
+    market = random_walk_market(4000, 200)
+    env = TradingEnv(market, CONFIG, 2000)
+    observation = env.reset(np.zeros(2000, dtype=np.int64) + 100)
+    counts = np.array([[90, 6, 4, 0], [80, 0, 0, 20]])  # flat / in a position
+    policy = frequency_policy(counts, np.random.default_rng(1))
+
+    flat_actions = policy(observation)  # every env starts flat
+    assert set(np.unique(flat_actions).tolist()) <= {HOLD, BUY, SELL}
+    assert np.mean(flat_actions == BUY) == pytest.approx(0.06, abs=0.015)
+    assert np.mean(flat_actions == SELL) == pytest.approx(0.04, abs=0.015)
+    held = env.step(np.full(2000, BUY)).observation  # now every env is long
+    long_actions = policy(held)
+    assert set(np.unique(long_actions).tolist()) <= {HOLD, CLOSE}
+    assert np.mean(long_actions == CLOSE) == pytest.approx(0.2, abs=0.03)
+    never = frequency_policy(np.array([[10, 0, 0, 0], [0, 0, 0, 0]]), np.random.default_rng(2))
+    assert set(np.unique(never(held)).tolist()) == {HOLD, CLOSE}  # no counts: uniform legal
+
+
+def test_greedy_scoring_records_the_trace_and_trades_the_sessions_by_prior_and_at_random() -> None:
+    market, starts = rising_market()
+
+    evaluation = evaluate(BanditModel(), market, CONFIG, starts)
+
+    extra = evaluation.diagnostics
+    assert extra is not None
+    assert extra.trace.sigma.shape == (L - 1, starts.size, 3)
+    assert extra.trace.action_counts.sum() == evaluation.decisions
+    assert np.array_equal(extra.trace.action_counts.sum(axis=0), evaluation.action_counts)
+    # The search buys (Q long +5) and rides the rise; the prior alone loves SELL and loses.
+    assert np.all(evaluation.trades["side"] == 1) and np.all(extra.prior_trades["side"] == -1)
+    report = diagnostics_report(extra, evaluation.trades, CONFIG)
+    gain = report["planning_gain"]
+    assert gain["search"]["total_pips"] > 0 > gain["policy_prior"]["total_pips"]
+    assert gain["search_minus_prior_total_pips"] > 0
+    assert gain["random"]["trades"] == extra.random_trades.size
+    # The env's mtm rewards of a session sum to its trades' pips (γ = 1 makes G_0 that sum).
+    session_sum = discounted_returns(extra.trace.reward, 1.0)[0]  # [S]
+    assert session_sum.sum() == pytest.approx(evaluation.trades["pips"].sum(), abs=1e-3)
+    value = report["value_error"]
+    assert value["decisions"] == evaluation.decisions and value["reward"] == "mtm"
+    assert value["mae_pips"] == pytest.approx(value["zero_mae_pips"])  # the table's value is 0
+    json.dumps(report, allow_nan=False)
+
+    plain = evaluate(BanditModel(), market, CONFIG, starts, diagnostics=False)
+    assert plain.diagnostics is None and np.array_equal(plain.trades, evaluation.trades)
+
+
+def test_the_chance_heads_sigma_is_scored_against_the_bars_outcomes() -> None:
+    market, starts = rising_market()
+    outcome = np.where(np.arange(market.close.size) % 3 == 0, DOWN, UP).astype(np.int8)
+    market = hand_market(market.close, session_bars=L, outcome=outcome)
+    model = ChanceModel(p_up=0.7)  # σ = (0.25, 0.05, 0.7) at every afterstate
+
+    extra = evaluate(model, market, CONFIG, starts).diagnostics
+    assert extra is not None
+
+    rows = starts[None, :] + np.arange(L - 1)[:, None]  # [D, S] decision rows
+    assert np.array_equal(extra.trace.outcome, outcome[rows])
+    np.testing.assert_allclose(extra.trace.sigma, np.broadcast_to([0.25, 0.05, 0.7], (L - 1, 4, 3)))
+    report = chance_calibration(extra.trace.sigma, extra.trace.outcome)
+    labels = outcome[rows].ravel()
+    expected = np.mean(np.sum((np.array([0.25, 0.05, 0.7]) - np.eye(3)[labels]) ** 2, axis=1))
+    assert report["brier"] == pytest.approx(expected, rel=1e-6)
+    (up,) = report["reliability"]["UP"]  # one forecast: one bin holds every decision
+    assert up["bin"][0] <= 0.7 <= up["bin"][1] and up["decisions"] == labels.size
+    assert up["predicted"] == pytest.approx(0.7) and up["observed"] == np.mean(labels == UP)
