@@ -16,13 +16,17 @@ import pytest
 import torch
 
 from micro.config import load_config
+from micro.data.fingerprint import read_fingerprint
 from micro.data.market import load_market
-from micro.model.checkpoint import load_checkpoint, save_checkpoint
+from micro.home import Home
+from micro.model.checkpoint import load_checkpoint, read_sidecar, save_checkpoint
 from micro.model.networks import StochasticMuZeroNet
-from micro.train.store import best_source_episode
+from micro.train.store import best_source_episode, is_scored
+from micro.validation.watcher import pending
 from micro.validation.evaluate import evaluate, evaluation_starts
 from tests.conftest import REPO, micro_env, run_micro
 from tests.helpers import TINY_MODEL
+from tests.skill import momentum_network
 
 TINY = (
     TINY_MODEL
@@ -58,13 +62,28 @@ def validate(home: Path, *args: str, timeout: float = 300) -> subprocess.Complet
     )
 
 
-def make_checkpoint(home: Path, episode: int, name: str | None = None) -> Path:
-    """Save a real tiny network (seeded by episode) as checkpoints/ckpt_ep{N:07d}.pth."""
+def make_checkpoint(
+    home: Path, episode: int, name: str | None = None, net: torch.nn.Module | None = None
+) -> Path:
+    """Save a real tiny network (seeded by episode, or `net`) as checkpoints/ckpt_ep{N:07d}.pth,
+    bound to the store's data as the trainer binds its checkpoints (when there is a store)."""
     config = load_config(home, environ={})
     torch.manual_seed(episode)
-    net = StochasticMuZeroNet(config.model, config.features.window)
+    if net is None:
+        net = StochasticMuZeroNet(config.model, config.features.window)
+    store = home / "data" / "market.duckdb"
+    data = read_fingerprint(store, config, config.mcts.simulations) if store.exists() else None
     path = home / "checkpoints" / (name or f"ckpt_ep{episode:07d}.pth")
-    save_checkpoint(path, net, config, episode=episode, learner_step=3 * episode)
+    save_checkpoint(
+        path, net, config, episode=episode, learner_step=3 * episode, data_fingerprint=data
+    )
+    return path
+
+
+def report_of(folder: Path, episode: int, file: str | None = None) -> Path:
+    """The one report of `file` (default the numbered checkpoint) of `episode` in `folder`."""
+    stem = Path(file or f"ckpt_ep{episode:07d}.pth").stem
+    (path,) = folder.glob(f"validation_ep{episode:07d}_{stem}_*.json")
     return path
 
 
@@ -100,6 +119,23 @@ def prepare_home(home: Path) -> Path:
     return home
 
 
+SKILL_DAYS = 90  # enough validation days for a real edge to reach a DSR of 0.95
+
+
+def prepare_skill_home(home: Path) -> Path:
+    """90 days of synthetic trend bars, where a momentum trader has timing skill."""
+    synth = run_micro(home, "data", "synth", "--days", str(SKILL_DAYS), "--seed", "3")
+    assert synth.returncode == 0, synth.stderr
+    assert run_micro(home, "data", "prepare").returncode == 0
+    (home / "micro.toml").write_text(TINY)
+    return home
+
+
+def skill_checkpoint(home: Path, episode: int) -> Path:
+    """checkpoints/ckpt_ep{N:07d}.pth holding the hand-made momentum trader (tests/skill.py)."""
+    return make_checkpoint(home, episode, net=momentum_network(load_config(home, environ={})))
+
+
 @pytest.fixture(scope="module")
 def prepared_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return prepare_home(tmp_path_factory.mktemp("validate-template"))
@@ -112,57 +148,76 @@ def vhome(prepared_template: Path, tmp_path: Path) -> Path:
     return home
 
 
-def test_a_report_has_every_documented_key_is_strict_json_and_promotes_the_first_best(
+def test_a_report_has_every_documented_key_is_strict_json_and_no_skill_is_never_promoted(
     vhome: Path,
 ) -> None:
     make_checkpoint(vhome, 50)
     result = validate(vhome, "checkpoints/ckpt_ep0000050.pth")
     assert result.returncode == 0, result.stderr
-    report_file = vhome / "validation" / "validation_ep0000050.json"
+    report_file = report_of(vhome / "validation", 50)
     assert f"report: {report_file}" in result.stdout
-    assert "SQN" in result.stdout and "trades" in result.stdout and "promoted" in result.stdout
+    assert "SQN" in result.stdout and "trades" in result.stdout
     report = strict_json(report_file)
     keys = documented_keys()
     assert len(keys) > 30  # the table exists and is parsed
     for key in keys:
         lookup(report, key)
     assert report["status"] == "ok" and report["episode"] == 50 and report["split"] == "validation"
-    assert report["sessions"]["count"] == 8 and report["evaluation"]["simulations"] == 2
+    market = load_market(vhome / "data" / "market.duckdb", load_config(vhome, environ={}))
+    assert report["sessions"]["count"] == market.sessions("validation").size > 0
+    assert report["evaluation"]["simulations"] == 2
     assert report["metrics"]["trades"] == report["bootstrap"]["trades"]
     assert report["config"]["model"]["hidden"] == 32
-    assert report["promotion"]["promoted"], report["promotion"]
-    best = vhome / "checkpoints" / "best.pth"
-    assert best.read_bytes() == (vhome / "checkpoints" / "ckpt_ep0000050.pth").read_bytes()
-    assert best_source_episode(vhome / "checkpoints") == 50
-    assert strict_json(vhome / "validation" / "best_metrics.json")["episode"] == 50
-    load_checkpoint(best, load_config(vhome, environ={}))  # best.pth + best.json verify
+    assert len(report["sessions"]["pnl_pips"]) == report["sessions"]["count"]
+    assert report["data_fingerprint"]["keys"]["validation"]
+    # An untrained network: the skill gates refuse it, first time or not, and say why.
+    decision = report["promotion"]
+    assert not decision["promoted"], decision
+    failed = [g["name"] for g in decision["gates"] if not g["passed"]]
+    assert set(failed) & {"min_expectancy_p5_pips", "min_random_entry_percentile", "min_dsr"}
+    assert f"not promoted: {decision['reason']}" in result.stdout
+    assert not (vhome / "checkpoints" / "best.pth").exists()
 
     make_checkpoint(vhome, 100)
     assert validate(vhome, "ckpt_ep0000100.pth").returncode == 0  # a name in checkpoints/
-    second = strict_json(vhome / "validation" / "validation_ep0000100.json")
-    assert second["sharpe"]["dsr_trials"] == 2  # deflated over both checkpoints scored
-    decision = second["promotion"]
-    assert decision["promoted"] == (decision["score"] > report["promotion"]["score"])
+    second = strict_json(report_of(vhome / "validation", 100))
+    assert second["selection"]["checkpoints"] == 2  # both scored on the same data
 
 
-def test_a_latest_copy_is_named_by_its_episode_and_never_promoted(vhome: Path) -> None:
-    make_checkpoint(vhome, 70, name="latest.pth")
+def test_a_latest_copy_is_named_by_its_file_and_hash_never_promoted_and_hides_nothing(
+    vhome: Path,
+) -> None:
+    numbered = make_checkpoint(vhome, 70)
+    make_checkpoint(vhome, 71, name="latest.pth")  # the trainer's latest of the same episode
+    latest = vhome / "checkpoints" / "latest.pth"
+    save_checkpoint(
+        latest,
+        load_checkpoint(latest, load_config(vhome, environ={})).net,
+        load_config(vhome, environ={}),
+        episode=70,
+        learner_step=1,
+        data_fingerprint=read_sidecar(numbered)["data_fingerprint"],
+    )
     result = validate(vhome, "checkpoints/latest.pth")
     assert result.returncode == 0, result.stderr
-    report = strict_json(vhome / "validation" / "validation_ep0000070.json")
+    report = strict_json(report_of(vhome / "validation", 70, "latest.pth"))
     assert report["checkpoint"]["file"] == "latest.pth" and not report["checkpoint"]["promotable"]
     assert not report["promotion"]["promoted"] and "numbered" in report["promotion"]["reason"]
     assert not (vhome / "checkpoints" / "best.pth").exists()
+    # The numbered checkpoint of that episode is still waiting for the watcher, and the
+    # trainer's retention does not count it as scored.
+    assert pending(Home(vhome), "validation") == [(70, numbered)]
+    assert not is_scored(numbered, 70, vhome / "validation")
 
 
 def test_the_test_split_reports_apart_and_never_promotes(vhome: Path) -> None:
     make_checkpoint(vhome, 50)
     result = validate(vhome, "checkpoints/ckpt_ep0000050.pth", "--split", "test")
     assert result.returncode == 0, result.stderr
-    report = strict_json(vhome / "validation" / "test" / "validation_ep0000050.json")
-    assert report["split"] == "test" and report["sessions"]["count"] == 6
+    report = strict_json(report_of(vhome / "validation" / "test", 50))
+    assert report["split"] == "test" and report["sessions"]["count"] > 0
     assert not report["promotion"]["promoted"] and "test split" in report["promotion"]["reason"]
-    assert not (vhome / "validation" / "validation_ep0000050.json").exists()
+    assert not list((vhome / "validation").glob("validation_ep*.json"))
     assert not (vhome / "checkpoints" / "best.pth").exists()
 
 
@@ -235,3 +290,38 @@ def test_greedy_evaluation_plays_every_session_to_its_end_reproducibly(vhome: Pa
     assert np.array_equal(first.trades, again.trades)
     capped = evaluation_starts(market, "validation", max_sessions=3)
     assert capped.size == 3 and capped[0] == starts[0] and capped[-1] == starts[-1]
+
+
+@pytest.fixture(scope="module")
+def skill_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return prepare_skill_home(tmp_path_factory.mktemp("skill-template"))
+
+
+def test_a_checkpoint_with_skill_is_promoted_then_scored_once_on_the_test_split(
+    skill_template: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(skill_template, home)
+    skill_checkpoint(home, 50)
+    result = validate(home, "checkpoints/ckpt_ep0000050.pth")
+    assert result.returncode == 0, result.stderr
+    report = strict_json(report_of(home / "validation", 50))
+    decision = report["promotion"]
+    assert decision["promoted"], decision["reason"]
+    assert all(g["passed"] for g in decision["gates"])
+    assert f"promoted to best.pth: {decision['reason']}" in result.stdout
+    assert best_source_episode(home / "checkpoints") == 50
+    # At once scored on the test split, beside validation in best_metrics and the report.
+    assert "test split:" in result.stdout
+    best = strict_json(home / "validation" / "best_metrics.json")
+    assert best["test"]["status"] == "ok" and best["test"]["trades"] > 0
+    assert best["test"]["report"] == str(report_of(home / "validation" / "test", 50))
+    assert strict_json(report_of(home / "validation", 50))["test"] == best["test"]
+    assert best["expectancy_pips"] == report["metrics"]["expectancy_pips"]
+
+    make_checkpoint(home, 100)  # an untrained network, scored on the same data
+    assert validate(home, "checkpoints/ckpt_ep0000100.pth").returncode == 0
+    refused = strict_json(report_of(home / "validation", 100))
+    assert not refused["promotion"]["promoted"]
+    assert refused["selection"]["checkpoints"] == 2
+    assert best_source_episode(home / "checkpoints") == 50
