@@ -25,6 +25,8 @@ from tests.integration.test_validate import (
     make_checkpoint,
     micro_command,
     prepare_home,
+    prepare_skill_home,
+    skill_checkpoint,
     strict_json,
 )
 
@@ -75,9 +77,11 @@ def status(home: Path) -> dict[str, Any]:
         return {}
 
 
-def report(home: Path, episode: int) -> dict[str, Any] | None:
-    path = home / "validation" / f"validation_ep{episode:07d}.json"
-    return strict_json(path) if path.exists() else None
+def report(home: Path, episode: int, split: str = "validation") -> dict[str, Any] | None:
+    """The report of ckpt_ep{N:07d}.pth (named by file and sha256), None until written."""
+    folder = home / "validation" / ("test" if split == "test" else "")
+    found = list(folder.glob(f"validation_ep{episode:07d}_ckpt_ep{episode:07d}_*.json"))
+    return strict_json(found[0]) if found else None
 
 
 def events(home: Path) -> list[dict[str, Any]]:
@@ -125,7 +129,7 @@ def test_watcher_scores_newest_first_records_broken_ones_and_stops_cleanly_on_si
         assert report(vhome, 100)["status"] == "ok" and report(vhome, 50)["status"] == "ok"
         snapshot = status(vhome)
         assert snapshot["counts"]["scored"] == 2 and snapshot["counts"]["failed"] == 2
-        assert snapshot["best"]["episode"] in (50, 100) and snapshot["pid"] == proc.pid
+        assert snapshot["best"] is None and snapshot["pid"] == proc.pid  # untrained: no skill
         assert snapshot["last_error"]["checkpoint"] == "ckpt_ep0000150.pth"
 
         make_checkpoint(vhome, 250)  # written while watching: scored next
@@ -258,3 +262,41 @@ def test_each_scored_checkpoint_appears_on_the_tensorboard_learning_curve_at_its
     actions = scored["evaluation"]["actions"]
     assert point("buy_share").value == pytest.approx(actions["BUY"], rel=1e-6)
     assert point("sell_share").value == pytest.approx(actions["SELL"], rel=1e-6)
+
+
+@pytest.fixture(scope="module")
+def skill_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return prepare_skill_home(tmp_path_factory.mktemp("watch-skill-template"))
+
+
+@pytest.mark.slow
+def test_the_watcher_promotes_skill_tests_it_once_on_test_and_refuses_no_skill(
+    skill_template: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(skill_template, home)
+    make_checkpoint(home, 50)  # untrained: no skill
+    skill_checkpoint(home, 100)  # the momentum trader: timing skill on a trending market
+    proc = start_watch(home)
+    try:
+        wait_for(lambda: report(home, 50) and report(home, 100, "test"), proc, timeout=180)
+        assert stop(proc) == 0
+    finally:
+        proc.kill()
+    skill, none = report(home, 100), report(home, 50)
+    assert skill["promotion"]["promoted"], skill["promotion"]["reason"]
+    assert all(g["passed"] for g in skill["promotion"]["gates"])
+    assert not none["promotion"]["promoted"]
+    assert none["selection"]["checkpoints"] == 2  # deflated over both, on the same data
+    order = [(e["event"], e["episode"]) for e in events(home) if e["event"] != "failed"]
+    assert order == [("promoted", 100), ("scored", 100), ("tested", 100), ("scored", 50)]
+    best = strict_json(home / "validation" / "best_metrics.json")
+    assert best["episode"] == 100 and best["dsr"] >= 0.95 and best["test"]["status"] == "ok"
+    test = report(home, 100, "test")
+    assert test["split"] == "test" and not test["promotion"]["promoted"]
+    assert best["test"]["expectancy_pips"] == test["metrics"]["expectancy_pips"]
+    assert skill["test"] == best["test"]  # the validation report shows test beside it
+    assert (home / "checkpoints" / "best.pth").read_bytes() == (
+        home / "checkpoints" / "ckpt_ep0000100.pth"
+    ).read_bytes()
+    assert status(home)["best"]["episode"] == 100
