@@ -17,12 +17,32 @@ from rich.table import Table
 from rich.text import Text
 
 from micro.monitoring.readers import Liveness, dig, format_age, number, series
-from micro.volumes import BestMetrics, LiveState, ReportSummary, TrainerStatus, ValidatorStatus
+from micro.volumes import (
+    BestMetrics,
+    BestOnTest,
+    GateResult,
+    LiveState,
+    ReportSummary,
+    TrainerStatus,
+    ValidatorStatus,
+)
 
 ACTIONS = ("HOLD", "BUY", "SELL", "CLOSE")  # the order of every per-action list in the journal
 LOSS_TERMS = ("policy", "value", "reward", "chance", "afterstate_q", "total")
 SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
 MISSING = "–"
+# Each promotion gate's short name on the dashboard, in the order the validator applies them.
+GATE_LABELS = {
+    "split": "split",
+    "promotable": "numbered",
+    "data_fingerprint": "data bound",
+    "min_trades": "trades",
+    "max_drawdown_pct": "DD%",
+    "min_expectancy_p5_pips": "exp p5",
+    "min_random_entry_percentile": "vs random",
+    "min_dsr": "DSR",
+    "beats_best": "beats best",
+}
 
 
 # ---------------------------------------------------------------- small formatting helpers
@@ -236,7 +256,10 @@ def validator_panel(
             where = f"{error.checkpoint}: " if error.checkpoint else ""
             parts.append(Text(f"last error: {where}{error.error}", style="red"))
     parts.append(reports_table(reports))
-    parts.append(best_line(best, now))
+    latest = next((r for r in reports if r.status == "ok"), None)
+    if latest is not None and latest.gates:
+        parts.append(gates_line(latest))
+    parts.extend(best_lines(best, now))
     for event in reversed(promotions):
         parts.append(
             Text.assemble(
@@ -262,6 +285,7 @@ def reports_table(reports: list[ReportSummary]) -> Table | Text:
         ("expectancy", "right"),
         ("max DD", "right"),
         ("vs random", "right"),
+        ("DSR", "right"),
         ("promoted", "left"),
     ):
         table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
@@ -286,32 +310,77 @@ def reports_table(reports: list[ReportSummary]) -> Table | Text:
             signed_pips(report.expectancy_pips),
             drawdown,
             ordinal(report.random_entry_percentile),
+            fmt(report.dsr),
             Text("yes", style="bold green") if report.promoted is True else Text("no", style="dim"),
         )
     return table
 
 
-def best_line(best: BestMetrics | str | None, now: float) -> Text:
-    """The best checkpoint (best_metrics.json): its score, figures and when it was promoted.
+def gate_text(gate: GateResult) -> Text:
+    """One gate: "✓ trades 40" when passed; its whole line, in red, when not."""
+    label = GATE_LABELS.get(str(gate.name), str(gate.name))
+    if gate.passed:
+        value = number(gate.value)
+        shown = "" if value is None or isinstance(gate.value, bool) else f" {value:.3g}"
+        return Text(f"✓ {label}{shown}", style="green")
+    return Text(f"✗ {gate.line or label}", style="red")
+
+
+def gates_line(report: ReportSummary) -> Text:
+    """Every promotion gate of the latest scored report, with its figure (failed: its bound)."""
+    parts: list[Text | str] = [Text(f"gates {report.checkpoint_file or MISSING}: ", style="dim")]
+    for i, gate in enumerate(report.gates):
+        if i:
+            parts.append("  ")
+        parts.append(gate_text(gate))
+    return Text.assemble(*parts)
+
+
+def best_lines(best: BestMetrics | str | None, now: float) -> list[Text]:
+    """The best checkpoint (best_metrics.json): its score, and validation beside test.
 
     `best` is None when nothing was promoted, or a line saying why the file cannot be read.
     """
     if best is None:
-        return Text("best: none promoted yet", style="dim")
+        return [Text("best: none promoted yet", style="dim")]
     if isinstance(best, str):
-        return Text(f"best: {best}", style="red")
+        return [Text(f"best: {best}", style="red")]
     promoted = best.promoted_unix
     when = MISSING if promoted is None else f"{format_age(now - promoted)} ago"
-    return Text.assemble(
+    head = Text.assemble(
         ("best: ", "bold"),
         (best.checkpoint or MISSING, "bold green"),
         f"  {best.score_name or 'score'} {fmt(best.score)}",
-        f"  trades {fmt(best.trades, '.0f')}  SQN {fmt(best.sqn)}",
-        "  expectancy ",
-        signed_pips(best.expectancy_pips),
-        f"  max DD {fmt(best.max_drawdown_pct, '.1f', '%')}",
+        f"  DSR {fmt(best.dsr, '.3f')} ({fmt(best.effective_trials, '.1f')} effective trials)",
+        f"  PBO {fmt(best.pbo)}",
         (f"  promoted {when}", "dim"),
     )
+    validation = Text.assemble(
+        ("  validation ", "dim"),
+        f"trades {fmt(best.trades, '.0f')}  SQN {fmt(best.sqn)}  expectancy ",
+        signed_pips(best.expectancy_pips),
+        f"  p5 {fmt(best.expectancy_p05)}  max DD {fmt(best.max_drawdown_pct, '.1f', '%')}",
+        f"  vs random {ordinal(best.random_entry_percentile)}",
+    )
+    return [head, validation, test_line(best.test)]
+
+
+def test_line(test: BestOnTest | None) -> Text:
+    """The best scored once on the test split, beside validation; a large drop flagged."""
+    if test is None:
+        return Text("  test       pending (scored once after each promotion)", style="dim")
+    if test.status != "ok":
+        return Text(f"  test       {test.status}: {test.error or MISSING}", style="red")
+    line = Text.assemble(
+        ("  test       ", "dim"),
+        f"trades {fmt(test.trades, '.0f')}  SQN {fmt(test.sqn)}  expectancy ",
+        signed_pips(test.expectancy_pips),
+        f"  p5 {fmt(test.expectancy_p05)}  max DD {fmt(test.max_drawdown_pct, '.1f', '%')}",
+        f"  vs random {ordinal(test.random_entry_percentile)}",
+    )
+    if test.flagged:
+        line.append(f"  FLAGGED: {test.why or 'validation→test drop'}", style="bold red")
+    return line
 
 
 # ---------------------------------------------------------------- live

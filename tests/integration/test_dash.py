@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
 
 from micro import atomic
 from micro.config import load_config
+from micro.data.fingerprint import read_fingerprint
 from micro.model.checkpoint import save_checkpoint
-from micro.model.networks import StochasticMuZeroNet
 from micro.monitoring.panels import MISSING
 from tests.conftest import micro_env, run_micro
+from tests.skill import momentum_network
 
 TINY = """
 [model]
@@ -85,16 +85,22 @@ def services_home(tmp_path_factory: pytest.TempPathFactory) -> ServicesHome:
     root = tmp_path_factory.mktemp("services") / "home"
     root.mkdir()
     (root / "micro.toml").write_text(TINY)
-    ok(run_micro(root, "data", "synth", "--days", "30"))
+    ok(run_micro(root, "data", "synth", "--days", "90", "--seed", "3"))
     ok(run_micro(root, "data", "prepare"))
     ok(run_micro(root, "train", "--max-episodes", "16"))
-    # The real trainer's checkpoints may not trade yet; the newest (scored first) comes from a
-    # seeded network that does, so the promotion below is deterministic.
+    # The real trainer's checkpoints have no skill yet; the newest (scored first) is the
+    # hand-made momentum trader, which has timing skill on this trending market, so the
+    # promotion below is deterministic (and the untrained ones are refused by the gates).
     config = load_config(root, environ={})
-    torch.manual_seed(1)
-    net = StochasticMuZeroNet(config.model, config.features.window)
     save_checkpoint(
-        root / "checkpoints" / "ckpt_ep0000100.pth", net, config, episode=100, learner_step=0
+        root / "checkpoints" / "ckpt_ep0000100.pth",
+        momentum_network(config),
+        config,
+        episode=100,
+        learner_step=0,
+        data_fingerprint=read_fingerprint(
+            root / "data" / "market.duckdb", config, config.mcts.simulations
+        ),
     )
     with open(root / "watch.out", "w") as log:
         watcher = subprocess.Popen(
@@ -107,7 +113,8 @@ def services_home(tmp_path_factory: pytest.TempPathFactory) -> ServicesHome:
         )
         try:
             status = root / "validation" / "status.json"
-            wait_for(lambda: (root / "validation" / "best_metrics.json").exists(), watcher)
+            best_metrics = root / "validation" / "best_metrics.json"
+            wait_for(lambda: (read(best_metrics).get("test") or {}).get("status"), watcher)
             wait_for(lambda: read(status).get("state") in ("idle", "scoring"), watcher)
             dash = ok(run_micro(root, "dash", "--once")).stdout
             health = run_micro(root, "health", "validator")
@@ -162,6 +169,16 @@ def test_dash_shows_every_services_real_files(services_home: ServicesHome) -> No
         assert f"{low} … {high}" in row
     assert f"best: {best['checkpoint']}" in frame
     assert f"promoted {best['checkpoint']}" in frame  # the promotion history line
+    # the best's gates' figures, and validation beside test
+    assert f"DSR {best['dsr']:.3f}" in frame
+    validation = next(x for x in frame.splitlines() if "validation trades" in x)
+    assert f"SQN {best['sqn']:.2f}" in validation
+    test = next(x for x in frame.splitlines() if " test       trades" in x)
+    assert f"trades {best['test']['trades']}" in test and f"SQN {best['test']['sqn']:.2f}" in test
+    assert ("FLAGGED" in test) == best["test"]["flagged"]
+    # every gate of the latest report: passed ones with their figure, failed ones with their bound
+    gates = next(x for x in frame.splitlines() if "│ gates " in x)
+    assert "✓ trades" in gates and "✓ vs random" in gates
     # live: broker, connection, market, position, day P&L, risk, circuit, decisions and why
     assert "sim  GBP_JPY" in frame and "connection    ok" in frame
     assert f"{state['day_pnl_pips']:+.1f} pips" in frame
