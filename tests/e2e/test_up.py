@@ -1,5 +1,11 @@
 """`micro up --duration` in an empty temp home: data appears, then a checkpoint, a validation
-report and live journal lines, then everything stops cleanly with no process left behind."""
+report and live journal lines, then everything stops cleanly with no process left behind.
+
+A run this short trains no skill, and the validator's gates refuse such checkpoints. So while the
+stack runs, the hand-made momentum trader (tests/skill.py, timing skill on the trending default
+data) is dropped into checkpoints/ as a numbered checkpoint bound to the same data: the watcher
+scores it with the trainer's, promotes it through the default gates, scores it on the test split,
+and the paper trader loads and trades it."""
 
 from __future__ import annotations
 
@@ -10,14 +16,20 @@ from pathlib import Path
 
 import pytest
 
+from micro.config import load_config
+from micro.data.fingerprint import read_fingerprint
+from micro.model.checkpoint import save_checkpoint
 from tests.conftest import micro_env, run_micro
 from tests.helpers import TINY_MODEL, alive, wait_for
+from tests.skill import momentum_network
+
+SKILL_EPISODE = 9_000_000  # far beyond the trainer's numbering: scored first
 
 STACK = (
     TINY_MODEL
     + """
 [data]
-synth_days = 30
+synth_days = 90
 [mcts]
 simulations = 3
 [train]
@@ -64,6 +76,13 @@ def test_up_runs_the_whole_system_and_stops_cleanly(home: Path) -> None:
         assert "start it with `micro live`" not in frame.stdout  # `micro up` will start it
         if not (home / "checkpoints" / "best.pth").exists():  # none promoted before the frame
             assert "waiting for the validator to promote a checkpoint" in frame.stdout
+        config = load_config(home, environ={})
+        data = read_fingerprint(home / "data" / "market.duckdb", config, config.mcts.simulations)
+        skill = home / "checkpoints" / f"ckpt_ep{SKILL_EPISODE:07d}.pth"
+        net = momentum_network(config)
+        save_checkpoint(
+            skill, net, config, episode=SKILL_EPISODE, learner_step=0, data_fingerprint=data
+        )
         _, stderr = up.communicate(timeout=400)
     finally:
         up.kill()
@@ -76,6 +95,12 @@ def test_up_runs_the_whole_system_and_stops_cleanly(home: Path) -> None:
     assert (home / "checkpoints" / "latest.pth").exists()
     assert list((home / "validation").glob("validation_ep*.json"))
     assert (home / "checkpoints" / "best.pth").exists()
+    best = json.loads((home / "validation" / "best_metrics.json").read_text())
+    assert best["episode"] == SKILL_EPISODE and best["dsr"] >= 0.95
+    assert best["test"]["status"] == "ok"  # scored once on the test split after promotion
+    scored = [json.loads(p.read_text()) for p in (home / "validation").glob("validation_ep*.json")]
+    trained = [r for r in scored if r["episode"] != SKILL_EPISODE and r["status"] == "ok"]
+    assert trained and not any(r["promotion"]["promoted"] for r in trained)  # no skill yet
     journal = (home / "live" / "journal.jsonl").read_text().splitlines()
     assert len(journal) >= 5 and all(json.loads(line) for line in journal)
     status = json.loads((home / "monitoring" / "up" / "status.json").read_text())
