@@ -47,6 +47,7 @@ from micro.live.broker import (
 from micro.live.pacing import (
     OANDA_CONNECTIONS_PER_SECOND,
     OANDA_REQUESTS_PER_SECOND,
+    OANDA_WINDOW_SECONDS,
     PacedAdapter,
     Pacer,
 )
@@ -86,8 +87,10 @@ class OandaBroker:
         self.account_id = account
         self._interrupted = threading.Event()
         self.client = client or OandaClient(config.live.oanda, token, sleep=self._retry_wait)
-        self.requests = Pacer(OANDA_REQUESTS_PER_SECOND, wait=self._wait)
-        self.connections = Pacer(OANDA_CONNECTIONS_PER_SECOND, wait=self._wait)
+        self.requests = Pacer(OANDA_REQUESTS_PER_SECOND, OANDA_WINDOW_SECONDS, wait=self._wait)
+        self.connections = Pacer(
+            OANDA_CONNECTIONS_PER_SECOND, OANDA_WINDOW_SECONDS, wait=self._wait
+        )
         adapter = PacedAdapter(self.requests, self.connections)
         for prefix in ("http://", "https://"):
             _session(self.client).mount(prefix, adapter)

@@ -3,8 +3,11 @@
 OANDA allows at most 100 requests per second on a connection and 2 new connections per second
 (developer.oanda.com, "Best Practices"). `Pacer` holds a sliding window of the last events, so
 no window of `per` seconds ever holds more than `rate` of them; `PacedAdapter` is a requests
-transport adapter that passes every request (retries included) and every new connection through
-one pacer each. The wait is the broker's own, which a stopping trader cuts short.
+transport adapter whose connections pass every new connection and then every request (retries
+included) through one pacer each, right before it goes on the wire: a request that waited for
+its connection is counted when it leaves, not before. One request pacer serves every connection
+(stricter than OANDA's per-connection limit). The wait is the broker's own, which a stopping
+trader cuts short.
 """
 
 from __future__ import annotations
@@ -15,13 +18,13 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from requests import PreparedRequest, Response
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 OANDA_REQUESTS_PER_SECOND = 100  # on one connection
 OANDA_CONNECTIONS_PER_SECOND = 2  # new connections
+OANDA_WINDOW_SECONDS = 1.1  # each limit is kept over this window: 0.1 s for network jitter
 
 
 class Pacer:
@@ -66,17 +69,29 @@ class PacedAdapter(HTTPAdapter):
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        pacer = self.connection_pacer
+        connections, requests = self.connection_pacer, self.request_pacer
 
         class PacedHTTPConnection(HTTPConnection):
             def connect(self) -> None:
-                pacer.acquire()
+                connections.acquire()
                 super().connect()
+
+            def request(self, *args: Any, **kwargs: Any) -> None:
+                if self.sock is None:
+                    self.connect()  # a new connection first (paced), then the request
+                requests.acquire()
+                super().request(*args, **kwargs)
 
         class PacedHTTPSConnection(HTTPSConnection):
             def connect(self) -> None:
-                pacer.acquire()
+                connections.acquire()
                 super().connect()
+
+            def request(self, *args: Any, **kwargs: Any) -> None:
+                if self.sock is None:
+                    self.connect()
+                requests.acquire()
+                super().request(*args, **kwargs)
 
         class PacedHTTPPool(HTTPConnectionPool):
             ConnectionCls = PacedHTTPConnection
@@ -85,7 +100,3 @@ class PacedAdapter(HTTPAdapter):
             ConnectionCls = PacedHTTPSConnection
 
         self.poolmanager.pool_classes_by_scheme = {"http": PacedHTTPPool, "https": PacedHTTPSPool}
-
-    def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> Response:
-        self.request_pacer.acquire()
-        return super().send(request, *args, **kwargs)

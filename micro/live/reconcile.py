@@ -219,6 +219,8 @@ class Reconciler:
             return
         self.health.ok()
         position = self.book.position
+        if trace.state == "not_seen" and self.broker.last_transaction_id is not None:
+            lost.since_id = self.broker.last_transaction_id  # searched up to here: no trace
         if trace.state == "cancelled":
             self.lost = None
             self.journal.record(
