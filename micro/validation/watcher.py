@@ -83,6 +83,7 @@ log = logging.getLogger("micro.validation")
 TICK_SECONDS = 0.2  # how often a wait looks at signals, the child and the clock
 KILL_GRACE_SECONDS = 2.0
 DATA_ERROR = "data"  # outcome kind of a store problem: retried, never a report
+TEST_RETRY_SECONDS = 60.0  # a best the store cannot score on test now waits this long, not others
 
 
 def pending(home: Home, split: str) -> list[tuple[int, Path]]:
@@ -148,6 +149,7 @@ class Watcher:
         self.stop_reason = ""
         self.child: Any = None
         self.curve = LearningCurve(home, config)
+        self.test_retry_at = 0.0  # monotonic s: when to try an untested best's test split again
         started_at, _ = utc_now()
         self.status = ValidatorStatus(
             pid=os.getpid(),
@@ -199,9 +201,9 @@ class Watcher:
             self.write_status(state="idle")
             while not self.stopping:
                 untested = untested_best(self.home) if self.split == "validation" else None
-                if untested is not None:
-                    if self.test_best(*untested):
-                        self.wait(self.validation.poll_seconds)
+                if untested is not None and time.monotonic() >= self.test_retry_at:
+                    if self.test_best(*untested):  # the store cannot now: score the others
+                        self.test_retry_at = time.monotonic() + TEST_RETRY_SECONDS
                     continue
                 todo = pending(self.home, self.split)
                 if todo:
