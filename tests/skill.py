@@ -1,4 +1,4 @@
-"""A checkpoint with known skill, made by hand: a momentum trader written into the network's weights.
+"""A checkpoint with known skill, made by hand: a momentum trader written into the weights.
 
 On a trending market, entering in the direction of the last few bars' move and leaving when the
 move turns is real timing skill (the random-entry baseline with the same sides and holding

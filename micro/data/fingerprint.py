@@ -60,7 +60,14 @@ PARTS: dict[str, tuple[str, tuple[str, ...]]] = {
 _COMMON = ("instrument", "feature_version", "prepare_config", "validation_start", "test_start")
 _SCORED = ("embargo", "feature_scaling", "costs", "stop_loss_pips", "simulations", "max_sessions")
 SCOPES: dict[str, tuple[str, ...]] = {
-    "training": (*_COMMON, "embargo", "train_candles", "feature_scaling", "costs", "stop_loss_pips"),
+    "training": (
+        *_COMMON,
+        "embargo",
+        "train_candles",
+        "feature_scaling",
+        "costs",
+        "stop_loss_pips",
+    ),
     "validation": (*_COMMON, "validation_candles", *_SCORED),
     "test": (*_COMMON, "test_candles", *_SCORED),
 }
@@ -153,5 +160,7 @@ def _show(value: Any) -> str:
     if isinstance(value, Mapping) and "checksum" in value:
         return f"{value.get('bars')} bars {value.get('first')}..{value.get('last')}"
     if isinstance(value, Mapping):
-        return ", ".join(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items())
+        return ", ".join(
+            f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}" for k, v in value.items()
+        )
     return "none" if value is None else str(value)

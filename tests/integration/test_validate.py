@@ -22,8 +22,8 @@ from micro.home import Home
 from micro.model.checkpoint import load_checkpoint, read_sidecar, save_checkpoint
 from micro.model.networks import StochasticMuZeroNet
 from micro.train.store import best_source_episode, is_scored
-from micro.validation.watcher import pending
 from micro.validation.evaluate import evaluate, evaluation_starts
+from micro.validation.watcher import pending
 from tests.conftest import REPO, micro_env, run_micro
 from tests.helpers import TINY_MODEL
 from tests.skill import momentum_network
