@@ -16,6 +16,9 @@ KEYS = {
     "checkpoint_sessions",
     "checkpoint_simulations",
     "decisions_per_second",
+    "reference_checkpoint_seconds",
+    "checkpoint_time_ratio",
+    "diagnostics_seconds",
 }
 
 
@@ -35,3 +38,4 @@ def test_validate_bench_prints_one_json_object_with_mc_and_checkpoint_seconds() 
     assert report["mc_seconds"] > 0 and report["reference_mc_seconds"] > 0
     assert report["checkpoint_seconds"] > 0 and report["checkpoint_simulations"] == 5
     assert report["checkpoint_sessions"] == 4
+    assert report["reference_checkpoint_seconds"] > 0 and report["checkpoint_time_ratio"] > 0
