@@ -399,15 +399,18 @@ def test_sigterm_is_honoured_within_seconds_while_the_broker_is_down(
             time.sleep(0.05)  # a request failed: the client is in its back-off now
         time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
-        sent = time.monotonic()
+        sent, sent_wall = time.monotonic(), time.time()
         out, err = proc.communicate(timeout=60)
         took = time.monotonic() - sent
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    assert took < 5.0, f"SIGTERM took {took:.1f} s during the retry back-off"
-    assert journal(home)[-1]["kind"] == "stop"
+    stop = journal(home)[-1]
+    assert stop["kind"] == "stop"
+    honoured = pd.Timestamp(stop["time"]).timestamp() - sent_wall
+    assert honoured < 3.0, f"the trader took {honoured:.1f} s to stop during the retry back-off"
+    assert took < 10.0, f"the process took {took:.1f} s to exit (Docker's stop grace is 10 s)"
 
 
 def test_requests_and_new_connections_keep_to_oandas_limits(home: Path, fake: FakeOanda) -> None:
