@@ -8,7 +8,8 @@ moments, one fault at a time of each kind: 5xx and 429 answers on any route; slo
 after the client gave up (held past the timeout, then carried out); orders lost on the way (never
 carried out); dropped and stalled pricing streams; orders cancelled inside a 201 with a random
 reason OANDA may give. The trader is SIGKILLed at random moments (start-up and mid-order
-included) and started again. At the end the faults stop, the trader gets a calm spell to
+included: a share of the kills lands in the first seconds of a start, the rest after a random
+number of bars) and started again. At the end the faults stop, the trader gets a calm spell to
 reconcile, and is stopped with SIGTERM.
 
 Prints ONE JSON object: bars (distinct bars the trader journaled), orders (POSTed, and distinct
@@ -22,7 +23,7 @@ holding the token or the account id). Also the journal's repairs (torn lines cut
 SIGKILL), mismatch events seen on the way, the SIGTERM exit time and `ok` (every must-be-0 is 0
 and the final stop exited 0).
 
-    python bench/soak.py [--bars 3000] [--seed 1] [--kill-every 12] [--fault-every 0.4]
+    python bench/soak.py [--bars 3000] [--seed 1] [--kill-every 150] [--fault-every 0.4]
 
 The budget is bars on the fake's clock; `--max-seconds` bounds the wall time (`completed`
 false when it ran out first).
@@ -50,8 +51,8 @@ sys.path.insert(0, str(REPO))
 
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
-from _micro import micro  # noqa: E402  (bench/ is this script's own folder)
 
+from bench._micro import micro  # noqa: E402  (importable from tests too)
 from micro.config import load_config  # noqa: E402  (this checkout's micro, not an installed one)
 from micro.data.store import connect, read_candles  # noqa: E402
 from micro.model.checkpoint import save_checkpoint  # noqa: E402
@@ -110,7 +111,8 @@ class SoakOptions:
 
     bars: int = 3000  # on the fake's clock
     seed: int = 1
-    kill_every: float = 12.0  # mean seconds between SIGKILLs (uniform in [0.25, 1.75] × this)
+    kill_every: int = 150  # mean bars between SIGKILLs (uniform in [0.25, 1.75] × this)
+    startup_kills: float = 0.2  # the share of SIGKILLs sent during start-up instead (0-6 s in)
     fault_every: float = 0.4  # mean seconds between faults (exponential)
     kinds: tuple[str, ...] = FAULT_KINDS
     token: str = "soak-token-5b1d0c7e9a"
@@ -311,9 +313,17 @@ def soak(home: Path, frame: pd.DataFrame, options: SoakOptions) -> dict[str, Any
         trader = TraderProcess(home, fake)
         exits: Counter[int] = Counter()
         restarts = 0
+
+        def next_kill() -> tuple[float, int]:
+            """When to kill the trader just started: (monotonic time, bar on the fake's clock)."""
+            if rng.random() < options.startup_kills:
+                return (time.monotonic() + rng.uniform(0.0, 6.0), -1)
+            span = max(1, round(rng.uniform(0.25, 1.75) * options.kill_every))
+            return (float("inf"), bars_on_clock() + span)
+
         trader.start()
         faults.start()
-        next_kill = time.monotonic() + rng.uniform(0.25, 1.75) * options.kill_every
+        kill_at, kill_bar = next_kill()
         completed = True
         while bars_on_clock() < options.bars:
             if time.monotonic() - began > options.max_seconds:
@@ -325,11 +335,12 @@ def soak(home: Path, frame: pd.DataFrame, options: SoakOptions) -> dict[str, Any
                 exits[code] += 1
                 time.sleep(0.2)
                 trader.start()
-            elif time.monotonic() >= next_kill:
+                kill_at, kill_bar = next_kill()
+            elif time.monotonic() >= kill_at or (kill_bar >= 0 and bars_on_clock() >= kill_bar):
                 trader.kill()
                 restarts += 1
                 trader.start()
-                next_kill = time.monotonic() + rng.uniform(0.25, 1.75) * options.kill_every
+                kill_at, kill_bar = next_kill()
         faults.stop()
         calm_until = time.monotonic() + options.calm_seconds
         calm_start = bars_on_clock()
@@ -472,7 +483,7 @@ def main() -> int:
     defaults = SoakOptions()
     parser.add_argument("--bars", type=int, default=defaults.bars)
     parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--kill-every", type=float, default=defaults.kill_every, metavar="S")
+    parser.add_argument("--kill-every", type=int, default=defaults.kill_every, metavar="BARS")
     parser.add_argument("--fault-every", type=float, default=defaults.fault_every, metavar="S")
     parser.add_argument("--max-seconds", type=float, default=defaults.max_seconds)
     parser.add_argument("--keep", type=Path, default=None, help="run in this folder and keep it")
