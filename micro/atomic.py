@@ -25,8 +25,17 @@ def _read_umask() -> int:
 
 
 _UMASK = _read_umask()  # read once: os.umask is process-wide and racy to toggle later
-_APPEND_LOCK = threading.Lock()  # one append at a time in this process (the tail check + write)
 _TAIL_BLOCK = 65536  # bytes read at a time when looking back for a torn line's start
+_APPEND_LOCK = threading.Lock()  # one append at a time in this process (the tail check + write)
+
+
+def _fresh_lock_in_child() -> None:
+    """A forked child starts with a free lock (another thread may have held it at the fork)."""
+    global _APPEND_LOCK
+    _APPEND_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_lock_in_child)
 
 
 def write_bytes(path: Path | str, data: bytes) -> None:

@@ -29,6 +29,15 @@ _registered: set[str] = set()
 _lock = threading.Lock()
 
 
+def _fresh_lock_in_child() -> None:
+    """A forked child starts with a free lock (another thread may have held it at the fork)."""
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_lock_in_child)
+
+
 def register_secret(value: str) -> None:
     """Never write `value` anywhere from now on in this process (token, account id)."""
     value = value.strip()
