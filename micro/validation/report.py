@@ -218,6 +218,12 @@ def score_checkpoint(
     from micro.model.checkpoint import load_checkpoint, read_sidecar
 
     began = time.perf_counter()
+    if config.validation.threads:
+        # Every scoring, not only the process's first: numba's parallel safe-f kernel shares
+        # the OpenMP pool with torch and leaves it at numba's size after a report is sized.
+        import torch
+
+        torch.set_num_threads(config.validation.threads)
     checkpoint = Path(checkpoint)
     episode = checkpoint_episode(checkpoint)
     if episode is not None and checkpoint.is_file() and read_sidecar(checkpoint) is None:

@@ -325,3 +325,33 @@ def test_a_checkpoint_with_skill_is_promoted_then_scored_once_on_the_test_split(
     assert not refused["promotion"]["promoted"]
     assert refused["selection"]["checkpoints"] == 2
     assert best_source_episode(home / "checkpoints") == 50
+
+
+def test_every_scoring_runs_at_the_validators_thread_count(
+    vhome: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """numba's parallel safe-f kernel resizes the OpenMP pool torch shares; the next scoring in
+    the same process (the test split right after a promotion) must not inherit that size."""
+    from micro.validation import report as report_module
+    from micro.validation.sizing import PARALLEL_STEPS, _simulate
+
+    config = load_config(vhome, environ={})
+    checkpoint = make_checkpoint(vhome, 50)
+    seen: list[int] = []
+
+    def spying_evaluate(*args: Any, **kwargs: Any) -> Any:
+        seen.append(torch.get_num_threads())
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(report_module, "evaluate", spying_evaluate)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        returns = np.random.default_rng(0).normal(0.001, 0.01, 200)
+        _simulate(returns, 1.0, 2_000, PARALLEL_STEPS // 2_000, 1, 1.0)  # the parallel kernel
+        if torch.get_num_threads() == 1:
+            pytest.skip("numba's parallel kernel left torch's threads alone on this machine")
+        report_module.score_checkpoint(Home(vhome), config, checkpoint, "validation")
+    finally:
+        torch.set_num_threads(threads)
+    assert seen and set(seen) == {config.validation.threads}
