@@ -13,15 +13,16 @@ number of bars) and started again. At the end the faults stop, the trader gets a
 reconcile, and is stopped with SIGTERM.
 
 Prints ONE JSON object: bars (distinct bars the trader journaled), orders (POSTed, and distinct
-client ids), faults (delivered, by kind), restarts (SIGKILLs), start_refusals (exits with
-status 2, e.g. a broker down at start-up), crashes (any other exit: must be 0), and the figures
-that must be 0: duplicate_trades (a trade opened at the broker while another was open),
-positions_without_broker_stop (an order sent without a stop-loss or a trade without one),
-journal_lines_unreadable, mismatches_at_end (the book's position versus the broker's open
-trades after the final stop, and an order still pending), identifier_leaks (files in the home
-holding the token or the account id). Also the journal's repairs (torn lines cut after a
-SIGKILL), mismatch events seen on the way, the SIGTERM exit time and `ok` (every must-be-0 is 0
-and the final stop exited 0).
+client ids, and the most sends of one client id: a trader stuck re-sending an order shows
+there), refusals (the broker's reasons, most common first), faults (delivered, by kind),
+restarts (SIGKILLs), start_refusals (exits with status 2, e.g. a broker down at start-up),
+crashes (any other exit: must be 0), and the figures that must be 0: duplicate_trades (a trade
+opened at the broker while another was open), positions_without_broker_stop (an order sent
+without a stop-loss or a trade without one), journal_lines_unreadable, mismatches_at_end (the
+book's position versus the broker's open trades after the final stop, and an order still
+pending), identifier_leaks (files in the home holding the token or the account id). Also the
+journal's repairs (torn lines cut after a SIGKILL), mismatch events seen on the way, the SIGTERM
+exit time and `ok` (every must-be-0 is 0 and the final stop exited 0).
 
     python bench/soak.py [--bars 3000] [--seed 1] [--kill-every 150] [--fault-every 0.4]
 
@@ -402,10 +403,17 @@ def measure(home: Path, fake: FakeOanda, options: SoakOptions) -> dict[str, Any]
     no_stop += sum(1 for t in open_trades if t["stopLossOrder"].get("state") != "PENDING")
     state = json.loads((home / "live" / "state.json").read_text())
     kinds = Counter(x.get("kind") for x in lines)
+    sends = Counter(
+        ((r.body or {}).get("order") or {}).get("tradeClientExtensions", {}).get("id")
+        for r in posts
+    )
+    refusals = Counter(_reason(x.get("reason")) for x in lines if x.get("kind") == "rejected")
     return {
         "bars": len(bars),
         "orders": len(posts),
         "order_client_ids": len(clients),
+        "most_sends_of_one_client_id": max(sends.values(), default=0),
+        "refusals": dict(refusals.most_common(6)),
         "broker_trades": len(trades),
         "duplicate_trades": duplicate_trades(trades),
         "positions_without_broker_stop": no_stop,
@@ -416,6 +424,12 @@ def measure(home: Path, fake: FakeOanda, options: SoakOptions) -> dict[str, Any]
         "mismatches_at_end": mismatches(state, open_trades),
         "identifier_leaks": len(leaks(home, [options.token, options.account])),
     }
+
+
+def _reason(text: Any) -> str:
+    """A refusal's reason without the request in front of it: OANDA's message or cancel reason."""
+    text = str(text)
+    return text.split("(", 1)[1].rstrip(")") if text.startswith("OANDA") and "(" in text else text
 
 
 def journal_lines(path: Path) -> tuple[list[dict[str, Any]], int]:
