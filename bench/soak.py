@@ -17,12 +17,14 @@ client ids, and the most sends of one client id: a trader stuck re-sending an or
 there), refusals (the broker's reasons, most common first), faults (delivered, by kind),
 restarts (SIGKILLs), start_refusals (exits with status 2, e.g. a broker down at start-up),
 crashes (any other exit: must be 0), and the figures that must be 0: duplicate_trades (a trade
-opened at the broker while another was open), positions_without_broker_stop (an order sent
-without a stop-loss or a trade without one), journal_lines_unreadable, mismatches_at_end (the
-book's position versus the broker's open trades after the final stop, and an order still
-pending), identifier_leaks (files in the home holding the token or the account id). Also the
-journal's repairs (torn lines cut after a SIGKILL), mismatch events seen on the way, the SIGTERM
-exit time and `ok` (every must-be-0 is 0 and the final stop exited 0).
+opened at the broker while another was open), duplicate_orders (orders the broker refused
+because a trade with their client id already existed: an order sent again after it had filled),
+positions_without_broker_stop (an order sent without a stop-loss or a trade without one),
+journal_lines_unreadable, mismatches_at_end (the book's position versus the broker's open trades
+after the final stop, and an order still pending), identifier_leaks (files in the home holding
+the token or the account id). Also the journal's repairs (torn lines cut after a SIGKILL),
+mismatch events seen on the way, the SIGTERM exit time and `ok` (every must-be-0 is 0 and the
+final stop exited 0).
 
     python bench/soak.py [--bars 3000] [--seed 1] [--kill-every 150] [--fault-every 0.4]
 
@@ -378,6 +380,7 @@ def soak(home: Path, frame: pd.DataFrame, options: SoakOptions) -> dict[str, Any
 
 MUST_BE_ZERO = (
     "duplicate_trades",
+    "duplicate_orders",
     "positions_without_broker_stop",
     "journal_lines_unreadable",
     "mismatches_at_end",
@@ -398,6 +401,11 @@ def measure(home: Path, fake: FakeOanda, options: SoakOptions) -> dict[str, Any]
     with fake.trade_lock:
         trades = [dict(t) for t in fake.account.trades + fake.closed_trades]
         open_trades = [dict(t) for t in fake.account.trades]
+        duplicate_orders = sum(
+            1
+            for t in fake.account.transactions
+            if t.get("rejectReason") == "CLIENT_TRADE_ID_ALREADY_EXISTS"
+        )
     no_stop = sum(1 for r in posts if not ((r.body or {}).get("order") or {}).get("stopLossOnFill"))
     no_stop += sum(1 for t in trades if not (t.get("stopLossOrder") or {}).get("price"))
     no_stop += sum(1 for t in open_trades if t["stopLossOrder"].get("state") != "PENDING")
@@ -416,6 +424,7 @@ def measure(home: Path, fake: FakeOanda, options: SoakOptions) -> dict[str, Any]
         "refusals": dict(refusals.most_common(6)),
         "broker_trades": len(trades),
         "duplicate_trades": duplicate_trades(trades),
+        "duplicate_orders": duplicate_orders,
         "positions_without_broker_stop": no_stop,
         "journal_lines": len(lines),
         "journal_lines_unreadable": unreadable,
