@@ -38,6 +38,7 @@ import argparse
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -438,7 +439,10 @@ def measure(home: Path, fake: FakeOanda, options: SoakOptions) -> dict[str, Any]
 def _reason(text: Any) -> str:
     """A refusal's reason without the request in front of it: OANDA's message or cancel reason."""
     text = str(text)
-    return text.split("(", 1)[1].rstrip(")") if text.startswith("OANDA") and "(" in text else text
+    refused = re.search(r"\((\d{3}: .*)\)$", text) if text.startswith("OANDA refused") else None
+    if refused is not None:
+        return refused.group(1)
+    return re.sub(r"/v3/\S+", "...", text)[:120]
 
 
 def journal_lines(path: Path) -> tuple[list[dict[str, Any]], int]:
