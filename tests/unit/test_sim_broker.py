@@ -65,7 +65,9 @@ def test_a_client_id_is_never_filled_twice_and_can_be_looked_up() -> None:
         (1, (150.00, 150.05, 149.71, 149.80), None),  # one pip short of the stop: still open
     ],
 )
-def test_stops_trigger_on_the_exit_side_where_the_env_stops_on_the_mid(side: int, bar: tuple, exit_mid) -> None:
+def test_stops_trigger_on_the_exit_side_where_the_env_stops_on_the_mid(
+    side: int, bar: tuple, exit_mid
+) -> None:
     o, h, low, c = bar
     sim = broker([150.0, o], [150.0, h], [150.0, low], [150.0, c], first_replay=0)
     sim.candles_since(0)  # the decision bar (row 0): its close, 150.00, is the entry mid
