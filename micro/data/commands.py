@@ -31,7 +31,15 @@ def register(
         "--format", choices=("auto", "mt4", "histdata", "oanda", "csv"), default="auto"
     )
     imp.add_argument("--instrument", default=None, help="default: data.instrument")
-    imp.add_argument("--tz", default=None, help="time zone of the file's timestamps (IANA name)")
+    imp.add_argument(
+        "--tz",
+        default=None,
+        help=(
+            "time zone of the file's timestamps: an IANA name (Etc/GMT-3 is UTC+3), an offset "
+            "(+02:00), or America/New_York+7 for MT4 broker server time (default: the format's "
+            "zone; a file whose weeks do not fit the FX week in UTC is refused without --tz)"
+        ),
+    )
     imp.add_argument(
         "--columns",
         default=None,

@@ -10,7 +10,9 @@ Formats and the zone their naive timestamps are read in unless `--tz` says other
 
 - `mt4`: MT4/MT5 export `YYYY.MM.DD,HH:MM,open,high,low,close,volume` (no header; `HH:MM:SS`
   and tab separators accepted), or the MT5 variant with a `<DATE>\\t<TIME>\\t<OPEN>…` header.
-  Default zone UTC; pass the broker's server time, e.g. `--tz Etc/GMT-2` (UTC+2).
+  Default zone UTC; pass the broker's server time, e.g. `--tz America/New_York+7` (New York
+  + 7 h: UTC+2 in winter, UTC+3 in summer, as MT4 brokers run) or `--tz Etc/GMT-2` (UTC+2).
+  `micro.data.weeks` refuses a file whose weeks do not sit on the FX week in UTC.
 - `histdata`: HistData.com generic ASCII `YYYYMMDD HHMMSS;open;high;low;close;volume`.
   Default zone EST without daylight saving, a fixed UTC−5 (`Etc/GMT+5`).
 - `oanda`: v20 candles JSON exactly as `GET /v3/instruments/{i}/candles` returns it (`mid`
@@ -84,6 +86,8 @@ _OANDA_CSV_HEADERS = (
     ("time", "o", "h", "l", "c", "volume"),
 )
 _OFFSET_ZONE = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
+# An IANA zone's wall clock moved by whole hours: America/New_York+7 is MT4 broker server time.
+_SHIFTED_ZONE = re.compile(r"^([A-Za-z_]+/[A-Za-z_/]+)([+-]\d{1,2})$")
 _SAMPLE_ROWS = 2000
 
 
@@ -181,19 +185,40 @@ def parse(path: Path, fmt: str, tz: str | None = None, columns: str | None = Non
 
 
 def parse_zone(name: str) -> dt.tzinfo:
-    """An IANA zone (Etc/GMT-2, Europe/London) or a fixed offset (+02:00, UTC+2) as a tzinfo."""
+    """An IANA zone (Etc/GMT-2, Europe/London), a fixed offset (+02:00, UTC+2) as a tzinfo.
+
+    A shifted zone (America/New_York+7) returns its IANA part; `_to_utc` applies the shift.
+    """
     match = _OFFSET_ZONE.match(name.strip())
     if match:
         sign, hours, minutes = match.groups()
         offset = dt.timedelta(hours=int(hours), minutes=int(minutes or 0))
         return dt.timezone(-offset if sign == "-" else offset)
+    base, _ = zone_shift(name)
     try:
-        return zoneinfo.ZoneInfo(name)
+        return zoneinfo.ZoneInfo(base)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise DataError(
             f"--tz {name}: unknown time zone; give an IANA name (UTC, Europe/London, "
-            "Etc/GMT-2 for UTC+2, note the inverted sign) or an offset such as +02:00"
+            "Etc/GMT-2 for UTC+2, note the inverted sign), an offset such as +02:00, or "
+            "America/New_York+7 for MT4 broker server time (UTC+2 winter, UTC+3 summer)"
         ) from None
+
+
+def zone_shift(name: str) -> tuple[str, int]:
+    """('America/New_York', 7) for 'America/New_York+7'; (name, 0) for any other name."""
+    match = _SHIFTED_ZONE.match(name.strip())
+    if match and not name.strip().startswith("Etc/"):
+        return match.group(1), int(match.group(2))
+    return name.strip(), 0
+
+
+def zone_offset_hours(zone_name: str, at_utc: pd.Timestamp) -> float:
+    """The UTC offset in hours of `zone_name`'s wall clock at the naive UTC time `at_utc`."""
+    zone = parse_zone(zone_name)
+    _, shift = zone_shift(zone_name)
+    offset = at_utc.to_pydatetime().replace(tzinfo=dt.UTC).astimezone(zone).utcoffset()
+    return (offset.total_seconds() / 3600 if offset is not None else 0.0) + shift
 
 
 # ---------------------------------------------------------------- the formats
@@ -449,6 +474,8 @@ def _to_utc(
 ) -> pd.Series:
     """Naive local times in `zone` -> naive UTC; a clear error for times a DST shift skips."""
     naive = naive.dt.floor("s")  # sub-second noise is dropped; seconds are checked later
+    _, shift = zone_shift(zone_name)
+    naive = naive - pd.Timedelta(hours=shift)  # a shifted zone's clock, back to its base zone
     if zone_name.upper() in ("UTC", "ETC/UTC", "GMT") or zone == dt.UTC:
         return naive
     try:

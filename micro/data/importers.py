@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from micro import instruments
-from micro.data import formats, store
+from micro.data import formats, store, weeks
 from micro.data.formats import PRICE_COLUMNS, RawCandles
 from micro.errors import DataError
 from micro.runtime import Context
@@ -47,6 +47,7 @@ def run_import(ctx: Context) -> int:
     if args.tz and raw.zone == "offsets in file":
         log.warning("%s: timestamps carry their own UTC offset; --tz %s is ignored", path, args.tz)
     checked = check_candles(raw, path, instrument)
+    zone_level, zone_note = check_zone(raw, checked, path, explicit=args.tz)
     with store.connect(ctx.home.store) as con:
         written = store.write_candles(con, instrument.name, checked.frame, replace=args.replace)
     if checked.duplicates_dropped:
@@ -59,6 +60,7 @@ def run_import(ctx: Context) -> int:
         )
     if raw.skipped_incomplete:
         log.info("%s: skipped %d incomplete candle(s)", path, raw.skipped_incomplete)
+    log.log(zone_level, "%s", zone_note)
     span = checked.frame["ts"]
     log.info(
         "%s: read %d bars from %s (%s, source zone %s): %d new bars, %d already stored, "
@@ -76,6 +78,36 @@ def run_import(ctx: Context) -> int:
         span.iloc[-1].strftime("%Y-%m-%d %H:%M"),
     )
     return 0
+
+
+def check_zone(
+    raw: RawCandles, checked: CheckedCandles, path: Path, explicit: str | None
+) -> tuple[int, str]:
+    """Refuse a file whose weeks do not sit on the FX week in UTC, naming the `--tz` that fits.
+
+    With `--tz` given the user's zone wins: a misfit is a warning, not a refusal. Returns the
+    log level and line to print once the import has succeeded.
+    """
+    fit = weeks.week_fit(checked.frame["ts"])
+    shift = fit.shift_hours
+    if not fit.edges:
+        return logging.INFO, f"{path}: no weekend in the file; its time zone was not checked"
+    if shift == 0:
+        return logging.INFO, f"{path}: {fit.describe()}, as the FX week in UTC"
+    zone = raw.zone if raw.zone != "offsets in file" else "UTC"
+    offsets = {e.at: formats.zone_offset_hours(zone, e.at) for e in fit.edges}
+    likely = weeks.likely_zone(fit, offsets)
+    seen = (
+        f"{path}: read in {raw.zone}, its {fit.describe()} sit {abs(shift)} h "
+        f"{'late' if shift > 0 else 'early'} of the FX week (Sun ~21:00/22:00 -> Fri "
+        "~21:00/22:00 UTC)"
+    )
+    if explicit or raw.zone == "offsets in file":
+        return logging.WARNING, f"{seen}; imported as asked (the likely zone is --tz {likely})"
+    raise DataError(
+        f"{seen}: the file is probably in {likely}; pass --tz {likely} (or --tz "
+        f"{raw.zone} to import it as it is); nothing was imported"
+    )
 
 
 def check_candles(

@@ -19,11 +19,13 @@ import pytest
 
 from micro.data import store
 from tests.conftest import run_micro
+from tests.samples.make_samples import write_fx_weeks_mt4
 
 EURUSD = "EURUSD_M1_2022_mt4.csv"
 CADJPY = "CADJPY_M1_2022_mt4.csv"
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"  # see tests/samples/make_samples.py
 SAMPLE_BARS = 600
+BROKER = "America/New_York+7"  # MT4 broker server time: UTC+2 in winter, UTC+3 in summer
 
 
 def stored(home: Path, instrument: str) -> pd.DataFrame:
@@ -57,10 +59,12 @@ class Mt4File:
     rows: int
     first_utc: pd.Timestamp
     last_utc: pd.Timestamp
+    zone: str
 
     def import_args(self, path: Path | None = None) -> list[str]:
-        """`micro data import` of this file (or of an edited copy at `path`)."""
-        return ["data", "import", str(path or self.path), "--instrument", self.instrument]
+        """`micro data import` of this file (or of an edited copy at `path`) in its zone."""
+        path_text = str(path or self.path)
+        return ["data", "import", path_text, "--instrument", self.instrument, "--tz", self.zone]
 
 
 @pytest.fixture(params=["shipped", "shared"])
@@ -73,27 +77,31 @@ def mt4_file(request: pytest.FixtureRequest) -> Mt4File:
             SAMPLE_BARS,
             pd.Timestamp("2022-01-03 00:00"),  # 02:00 at UTC+2
             pd.Timestamp("2022-01-03 10:01"),  # 600 bars: the generator left out 2 minutes
+            "Etc/GMT-2",
         )
     shared = request.getfixturevalue("shared_data")
     return Mt4File(
         shared / CADJPY,
         "CAD_JPY",
         2048,
-        pd.Timestamp("2022-09-29 11:43"),  # 13:43 at UTC+2
-        pd.Timestamp("2022-09-30 21:58"),
+        pd.Timestamp("2022-09-29 10:43"),  # 13:43 at UTC+3 (summer server time)
+        pd.Timestamp("2022-09-30 20:58"),  # its last bar closes the week at 21:00 UTC
+        BROKER,
     )
 
 
 def test_real_eurusd_file_imports_every_row_and_reimport_changes_nothing(
     home: Path, shared_data: Path
 ) -> None:
-    first = run_micro(home, "data", "import", str(shared_data / EURUSD), "--instrument", "EUR_USD")
+    args = ("data", "import", str(shared_data / EURUSD), "--instrument", "EUR_USD", "--tz", BROKER)
+    first = run_micro(home, *args)
     assert first.returncode == 0, first.stderr
     assert "34342 new bars, 0 already stored" in first.stderr
+    assert "weekly opens Sun 21:03 -> closes Fri 20:59 UTC" in first.stderr
     bars = stored(home, "EUR_USD")
     assert len(bars) == 34342
-    assert bars["ts"].iloc[0] == pd.Timestamp("2022-08-15 10:06")
-    assert bars["ts"].iloc[-1] == pd.Timestamp("2022-10-25 16:16")
+    assert bars["ts"].iloc[0] == pd.Timestamp("2022-08-15 07:06")  # 10:06 at UTC+3 (summer)
+    assert bars["ts"].iloc[-1] == pd.Timestamp("2022-10-25 13:16")
     assert bars.iloc[0][["open", "high", "low", "close", "volume"]].tolist() == [
         1.02340,
         1.02359,
@@ -101,14 +109,14 @@ def test_real_eurusd_file_imports_every_row_and_reimport_changes_nothing(
         1.02348,
         105.0,
     ]
-    again = run_micro(home, "data", "import", str(shared_data / EURUSD), "--instrument", "EUR_USD")
+    again = run_micro(home, *args)
     assert again.returncode == 0, again.stderr
     assert "0 new bars, 34342 already stored" in again.stderr
     assert stored(home, "EUR_USD").equals(bars)
 
 
 def test_mt4_file_in_broker_time_is_converted_to_utc(home: Path, mt4_file: Mt4File) -> None:
-    result = run_micro(home, *mt4_file.import_args(), "--tz", "Etc/GMT-2")
+    result = run_micro(home, *mt4_file.import_args())
     assert result.returncode == 0, result.stderr
     bars = stored(home, mt4_file.instrument)
     assert len(bars) == mt4_file.rows
@@ -254,8 +262,9 @@ def test_many_bad_rows_report_the_first_line_and_the_count(
 def test_a_file_imported_as_the_wrong_instrument_is_refused_as_a_price_scale_mistake(
     home: Path, mt4_file: Mt4File
 ) -> None:
-    result = run_micro(home, "data", "import", str(mt4_file.path), "--instrument", "EUR_USD")
-    message = error_line(result)
+    args = mt4_file.import_args()
+    args[args.index("--instrument") + 1] = "EUR_USD"
+    message = error_line(run_micro(home, *args))
     assert "EUR_USD trades near 1.15: wrong --instrument or a price scale off by 10^2" in message
     assert not (home / "data" / "market.duckdb").exists()
 
@@ -375,3 +384,66 @@ def test_unknown_instrument_skips_the_scale_check_with_a_warning(
     assert result.returncode == 0, result.stderr
     assert "no typical price known for USD_SEK" in result.stderr
     assert len(stored(home, "USD_SEK")) == 1
+
+
+# ---------------------------------------------------------------- time zones and the FX week
+
+
+def test_real_mt4_export_in_server_time_is_refused_without_tz(
+    home: Path, shared_data: Path
+) -> None:
+    """Read as UTC its weeks run Monday 00:03 -> Friday 23:59: three hours late."""
+    for name, instrument in ((EURUSD, "EUR_USD"), (CADJPY, "CAD_JPY")):
+        result = run_micro(
+            home, "data", "import", str(shared_data / name), "--instrument", instrument
+        )
+        message = error_line(result)
+        assert "read in UTC" in message and "sit 3 h late of the FX week" in message
+        assert f"pass --tz {BROKER}" in message
+    assert "opens Mon 00:03 -> closes Fri 23:59 UTC (4 open(s), 5 close(s))" in error_line(
+        run_micro(home, "data", "import", str(shared_data / EURUSD), "--instrument", "EUR_USD")
+    )
+    assert not (home / "data" / "market.duckdb").exists()
+
+
+@pytest.mark.parametrize(
+    ("zone", "first_sunday", "likely"),
+    [
+        (BROKER, "2022-01-09", BROKER),  # winter: UTC+2
+        (BROKER, "2022-07-10", BROKER),  # summer: UTC+3
+        ("Etc/GMT+5", "2022-01-09", "America/New_York"),  # HistData's EST read as UTC
+        ("Asia/Tokyo", "2022-07-10", "Etc/GMT-9"),
+    ],
+)
+def test_shifted_mt4_file_is_refused_naming_the_zone_and_imports_with_it(
+    home: Path, tmp_path: Path, zone: str, first_sunday: str, likely: str
+) -> None:
+    path = tmp_path / "shifted.csv"
+    utc = write_fx_weeks_mt4(path, first_sunday, 2, zone)
+    message = error_line(run_micro(home, "data", "import", str(path)))
+    assert f"pass --tz {likely}" in message and "nothing was imported" in message
+    assert not (home / "data" / "market.duckdb").exists()
+    result = run_micro(home, "data", "import", str(path), "--tz", zone)
+    assert result.returncode == 0, result.stderr
+    assert "as the FX week in UTC" in result.stderr
+    assert stored(home, "GBP_JPY")["ts"].tolist() == list(utc)
+
+
+def test_a_file_in_utc_imports_without_tz(home: Path, tmp_path: Path) -> None:
+    path = tmp_path / "utc.csv"
+    utc = write_fx_weeks_mt4(path, "2022-03-06", 3)  # spans the US change on 13 March
+    result = run_micro(home, "data", "import", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "(2 open(s), 2 close(s)), as the FX week in UTC" in result.stderr
+    assert len(stored(home, "GBP_JPY")) == len(utc)
+
+
+def test_explicit_tz_wins_with_a_warning_when_the_weeks_do_not_fit(
+    home: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "shifted.csv"
+    write_fx_weeks_mt4(path, "2022-07-10", 2, BROKER)
+    result = run_micro(home, "data", "import", str(path), "--tz", "UTC")
+    assert result.returncode == 0, result.stderr
+    assert f"imported as asked (the likely zone is --tz {BROKER})" in result.stderr
+    assert stored(home, "GBP_JPY")["ts"].iloc[0] == pd.Timestamp("2022-07-11 00:00")

@@ -88,6 +88,46 @@ def write_samples(bars: pd.DataFrame) -> None:
     )
 
 
+def fx_week_times(first_sunday: str, weeks: int) -> pd.DatetimeIndex:
+    """Naive UTC minute bars of `weeks` FX weeks: Sunday 17:00 to Friday 17:00 New York."""
+    spans = []
+    for week in range(weeks):
+        sunday = pd.Timestamp(first_sunday) + pd.Timedelta(days=7 * week)
+        opens = (sunday + pd.Timedelta(hours=17)).tz_localize("America/New_York")
+        closes = (sunday + pd.Timedelta(days=5, hours=17)).tz_localize("America/New_York")
+        spans.append(
+            pd.date_range(opens.tz_convert("UTC"), closes.tz_convert("UTC"), freq="1min")[:-1]
+        )
+    return pd.DatetimeIndex(pd.concat([s.to_series() for s in spans])).tz_localize(None)
+
+
+def write_fx_weeks_mt4(
+    path: Path, first_sunday: str, weeks: int, zone: str = "UTC", sep: str = ","
+) -> pd.DatetimeIndex:
+    """An MT4 export of `weeks` whole FX weeks, its clock in `zone`; returns the UTC times.
+
+    Prices are a slow GBP_JPY-like zigzag (valid OHLC); `zone` is any name `--tz` takes
+    (America/New_York+7 is MT4 broker server time).
+    """
+    from micro.data.formats import parse_zone, zone_shift
+
+    utc = fx_week_times(first_sunday, weeks)
+    _, shift = zone_shift(zone)
+    local = utc.tz_localize("UTC").tz_convert(parse_zone(zone)).tz_localize(None) + pd.Timedelta(
+        hours=shift
+    )
+    step = (pd.Series(range(len(utc))) % 240 - 120).abs().to_numpy() * 0.01
+    rows = []
+    for stamp, level in zip(local, step, strict=True):
+        o = 169.0 + level
+        rows.append(
+            f"{stamp:%Y.%m.%d}{sep}{stamp:%H:%M}{sep}{o:.3f}{sep}{o + 0.02:.3f}{sep}"
+            f"{o - 0.02:.3f}{sep}{o + 0.01:.3f}{sep}5\n"
+        )
+    path.write_text("".join(rows))
+    return utc
+
+
 if __name__ == "__main__":
     write_samples(sample_bars())
     for path in (MT4, HISTDATA, OANDA_JSON, OANDA_CSV):
