@@ -13,14 +13,17 @@ Formats and the zone their naive timestamps are read in unless `--tz` says other
   Default zone UTC; pass the broker's server time, e.g. `--tz America/New_York+7` (New York
   + 7 h: UTC+2 in winter, UTC+3 in summer, as MT4 brokers run) or `--tz Etc/GMT-2` (UTC+2).
   `micro.data.weeks` refuses a file whose weeks do not sit on the FX week in UTC.
-- `histdata`: HistData.com generic ASCII `YYYYMMDD HHMMSS;open;high;low;close;volume`.
+- `histdata`: HistData.com generic ASCII `YYYYMMDD HHMMSS;open;high;low;close;volume`, with
+  `;` or `,` between the fields.
   Default zone EST without daylight saving, a fixed UTC−5 (`Etc/GMT+5`).
 - `oanda`: v20 candles JSON exactly as `GET /v3/instruments/{i}/candles` returns it (`mid`
   prices, or the average of `bid` and `ask`; `complete: false` candles are skipped), or OANDA CSV
   with the header `time,open,high,low,close,volume` (or `time,o,h,l,c,volume`). RFC3339 carries
   its zone; naive times are read as UTC.
-- `csv`: generic delimited text (comma, semicolon or tab) with a header row; columns found by
-  common names (time/date/datetime/timestamp, open/o, high/h, low/l, close/c, volume/v/tickvol,
+- `csv`: generic delimited text (comma, semicolon or tab) with a header row, or without one
+  (`date,time,o,h,l,c,v`, `datetime,o,h,l,c,v` or `datetime,o,h,l,c` by field count, or
+  `--columns date=1,time=2,...` by column number); columns of a header found by common names
+  (time/date/datetime/timestamp, open/o, high/h, low/l, close/c, volume/v/tickvol,
   or a date + time pair) or mapped with `--columns time=Date,open=O,...`. Timestamps with an
   offset are honoured; naive ones are in `--tz`, default UTC.
 """
@@ -80,7 +83,8 @@ TIME_LAYOUTS = (
 )
 
 _MT4_LINE = re.compile(r"^\d{4}\.\d{2}\.\d{2}[,\t ]\d{2}:\d{2}(:\d{2})?[,\t]")
-_HISTDATA_LINE = re.compile(r"^\d{8} \d{6};")
+_HISTDATA_LINE = re.compile(r"^\d{8} \d{6}[;,]")
+_HEADERLESS_LINE = re.compile(r"^\d{4}[-./]?\d{2}[-./]?\d{2}")  # a data row, not a header
 _OANDA_CSV_HEADERS = (
     ("time", "open", "high", "low", "close", "volume"),
     ("time", "o", "h", "l", "c", "volume"),
@@ -144,7 +148,10 @@ def detect_format(path: Path) -> str:
         return "histdata"
     if _header_fields(first) in _OANDA_CSV_HEADERS:
         return "oanda"
-    if any(ch.isalpha() for ch in first) and _sniff_delimiter(first) is not None:
+    sep = _sniff_delimiter(first)
+    if sep is not None and _is_headerless(first, sep):
+        return "csv"
+    if any(ch.isalpha() for ch in first) and sep is not None:
         names = [_normalise(h) for h in _split_header(first, _sniff_delimiter(first) or ",")]
         if _find(names, "open") is not None and (
             _find(names, "time") is not None or _find(names, "date") is not None
@@ -152,8 +159,9 @@ def detect_format(path: Path) -> str:
             return "csv"
     raise DataError(
         f"{path}: cannot tell the format from line 1 ({first[:60]!r}); pass --format: mt4 "
-        "(YYYY.MM.DD,HH:MM,o,h,l,c,v), histdata (YYYYMMDD HHMMSS;o;h;l;c;v), oanda (v20 "
-        "JSON or time,open,high,low,close,volume CSV) or csv (header row, see --columns)"
+        "(YYYY.MM.DD,HH:MM,o,h,l,c,v), histdata (YYYYMMDD HHMMSS;o;h;l;c;v, or commas), oanda "
+        "(v20 JSON or time,open,high,low,close,volume CSV) or csv (with or without a header, "
+        "see --columns)"
     )
 
 
@@ -246,12 +254,14 @@ def parse_mt4(path: Path, zone: dt.tzinfo, zone_name: str) -> RawCandles:
 
 
 def parse_histdata(path: Path, zone: dt.tzinfo, zone_name: str) -> RawCandles:
-    """HistData.com generic ASCII M1: `YYYYMMDD HHMMSS;open;high;low;close;volume`."""
+    """HistData.com generic ASCII M1: `YYYYMMDD HHMMSS;open;high;low;close;volume` (or `,`)."""
     names = ["datetime", "open", "high", "low", "close", "volume"]
-    table = _read_table(path, ";", names, header=False, text_columns=["datetime"])
+    first = head_lines(path, 1)[0]
+    sep = "," if "," in first and ";" not in first else ";"
+    table = _read_table(path, sep, names, header=False, text_columns=["datetime"])
     naive = pd.to_datetime(table["datetime"], format="%Y%m%d %H%M%S", errors="coerce")
     ts = _to_utc(naive, zone, zone_name, table["line"], path)
-    layout = "YYYYMMDD HHMMSS;open;high;low;close;volume"
+    layout = sep.join(["YYYYMMDD HHMMSS", "open", "high", "low", "close", "volume"])
     return RawCandles(_assemble(table, ts), "histdata", zone_name, layout=layout)
 
 
@@ -341,16 +351,26 @@ def parse_oanda_times(times: pd.Series, zone: dt.tzinfo = dt.UTC) -> pd.Series:
 def parse_csv(
     path: Path, zone: dt.tzinfo, zone_name: str, columns: str | None, fmt: str = "csv"
 ) -> RawCandles:
-    """Delimited text with a header row; columns by `--columns` or by common header names."""
+    """Delimited text, with a header row or without one (`date,time,o,h,l,c,v`).
+
+    Columns come from `--columns` (header names, or 1-based column numbers in a file without a
+    header) or from common header names; a file without a header is read by its field count.
+    """
     header = head_lines(path, 1)[0]
     sep = _sniff_delimiter(header)
     if sep is None:
         raise DataError(
-            f"{path}, line 1: no comma, semicolon or tab in the header {header[:60]!r}; "
-            "a CSV needs a header row such as time,open,high,low,close,volume"
+            f"{path}, line 1: no comma, semicolon or tab in {header[:60]!r}; a CSV needs "
+            "delimited fields such as time,open,high,low,close,volume"
         )
-    headers = _split_header(header, sep)
-    mapping = _column_mapping(path, headers, columns)
+    has_header = not _is_headerless(header, sep)
+    if has_header:
+        headers = _split_header(header, sep)
+        mapping = _column_mapping(path, headers, columns)
+    else:
+        headers = [str(i + 1) for i in range(len(header.split(sep)))]
+        clock = re.match(r"^\d{1,2}:\d{2}", _split_header(header, sep)[1]) is not None
+        mapping = _headerless_mapping(path, headers, columns, clock)
     text_columns = [headers[i] for key, i in mapping.items() if key in ("time", "date")]
     names = _unique_names(headers)
     text_columns = [names[headers.index(h)] for h in text_columns]
@@ -358,7 +378,7 @@ def parse_csv(
         names[mapping[k]] for k in ("open", "high", "low", "close", "volume") if k in mapping
     ]
     table = _read_table(
-        path, sep, names, header=True, text_columns=text_columns, number_columns=price_columns
+        path, sep, names, header=has_header, text_columns=text_columns, number_columns=price_columns
     )
     if "date" in mapping and "time" in mapping:
         stamp = table[names[mapping["date"]]].str.cat(table[names[mapping["time"]]], sep=" ")
@@ -371,12 +391,16 @@ def parse_csv(
     )
     if "volume" not in mapping:
         renamed["volume"] = 0.0
-    layout = sep.replace("\t", "<tab>").join(headers)
+    if has_header:
+        layout = sep.replace("\t", "<tab>").join(headers) + " (header of line 1)"
+    else:
+        order = sorted(mapping, key=lambda k: mapping[k])
+        layout = sep.replace("\t", "<tab>").join(order) + " (no header)"
     return RawCandles(
         _assemble(renamed, ts),
         fmt,
         "offsets in file" if has_offsets else zone_name,
-        layout=f"{layout} (header of line 1)",
+        layout=layout,
     )
 
 
@@ -583,6 +607,37 @@ def _column_mapping(path: Path, headers: list[str], columns: str | None) -> dict
             "close=C,volume=V"
         )
     return mapping
+
+
+_HEADERLESS_COLUMNS = {
+    7: ("date", "time", "open", "high", "low", "close", "volume"),
+    6: ("time", "open", "high", "low", "close", "volume"),
+    5: ("time", "open", "high", "low", "close"),
+}
+
+
+def _is_headerless(line: str, sep: str) -> bool:
+    """True when line 1 is already a data row: a date first and at least four numbers after."""
+    fields = _split_header(line, sep)
+    numbers = sum(re.fullmatch(r"[-+]?\d+(\.\d*)?([eE][-+]?\d+)?", f) is not None for f in fields)
+    return bool(_HEADERLESS_LINE.match(fields[0])) and numbers >= 4
+
+
+def _headerless_mapping(
+    path: Path, numbers: list[str], columns: str | None, second_is_clock: bool
+) -> dict[str, int]:
+    """Field -> column index of a file without a header: by `--columns` or its field count."""
+    if columns:
+        return _column_mapping(path, numbers, columns)
+    known = _HEADERLESS_COLUMNS.get(len(numbers))
+    if second_is_clock and len(numbers) in (6, 7):  # date, time, prices (and volume)
+        known = ("date", "time", "open", "high", "low", "close", "volume")[: len(numbers)]
+    if known is None:
+        raise DataError(
+            f"{path}, line 1: no header and {len(numbers)} fields; map them by column number, "
+            "e.g. --columns date=1,time=2,open=3,high=4,low=5,close=6,volume=7"
+        )
+    return {key: i for i, key in enumerate(known)}
 
 
 def _find(names: list[str], key: str) -> int | None:

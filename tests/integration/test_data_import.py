@@ -447,3 +447,32 @@ def test_explicit_tz_wins_with_a_warning_when_the_weeks_do_not_fit(
     assert result.returncode == 0, result.stderr
     assert f"imported as asked (the likely zone is --tz {BROKER})" in result.stderr
     assert stored(home, "GBP_JPY")["ts"].iloc[0] == pd.Timestamp("2022-07-11 00:00")
+
+
+# ---------------------------------------------------------------- formats without `;` or header
+
+
+@pytest.mark.parametrize("sep", [",", "\t"])
+def test_csv_without_header_imports_every_row(home: Path, tmp_path: Path, sep: str) -> None:
+    path = tmp_path / "plain.csv"
+    utc = write_fx_weeks_mt4(path, "2022-01-09", 2, sep=sep)  # 2022.01.09 dates: mt4
+    rows = [line.split(sep) for line in path.read_text().splitlines()]
+    path.write_text(  # ISO dates, no header: generic CSV
+        "".join(sep.join([r[0].replace(".", "-"), *r[1:]]) + "\n" for r in rows)
+    )
+    result = run_micro(home, "data", "import", str(path))
+    assert result.returncode == 0, result.stderr
+    assert f"read {len(utc)} bars from plain.csv (csv, source zone UTC)" in result.stderr
+    assert stored(home, "GBP_JPY")["ts"].tolist() == list(utc)
+
+
+def test_histdata_with_commas_imports(home: Path, tmp_path: Path) -> None:
+    path = tmp_path / "DAT_ASCII_GBPJPY_M1_2022.csv"
+    path.write_text(
+        "20220103 170000,155.100,155.200,155.000,155.150,0\n"
+        "20220103 170100,155.150,155.250,155.100,155.200,0\n"
+    )
+    result = run_micro(home, "data", "import", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "(histdata, source zone Etc/GMT+5)" in result.stderr
+    assert stored(home, "GBP_JPY")["ts"].iloc[0] == pd.Timestamp("2022-01-03 22:00")

@@ -240,3 +240,59 @@ def test_missing_and_empty_files_are_refused(tmp_path: Path) -> None:
         formats.parse(tmp_path / "absent.csv", "auto")
     with pytest.raises(DataError, match="empty"):
         formats.parse(write(tmp_path, "e.csv", "\n\n"), "auto")
+
+
+def test_histdata_with_commas_is_sniffed_and_read(tmp_path: Path) -> None:
+    text = "20200501 000000,1.0950,1.0960,1.0940,1.0955,0\n"
+    text += "20200501 000100,1.0955,1.0960,1.0940,1.0950,0\n"
+    raw = formats.parse(write(tmp_path, "DAT_ASCII_EURUSD_M1_202005.csv", text), "auto")
+    assert raw.format == "histdata" and raw.zone == "Etc/GMT+5"
+    assert stamps(raw) == ["2020-05-01 05:00:00", "2020-05-01 05:01:00"]
+    assert raw.frame["close"].tolist() == [1.0955, 1.0950]
+
+
+@pytest.mark.parametrize(
+    ("text", "layout"),
+    [
+        (
+            "2022-01-03\t00:00\t1.1\t1.2\t1.0\t1.15\t5\n2022-01-03\t00:01\t1.1\t1.2\t1.0\t1.15\t5\n",
+            "date<tab>time<tab>open<tab>high<tab>low<tab>close<tab>volume (no header)",
+        ),
+        (
+            "2022-01-03,00:00,1.1,1.2,1.0,1.15,5\n2022-01-03,00:01,1.1,1.2,1.0,1.15,5\n",
+            "date,time,open,high,low,close,volume (no header)",
+        ),
+        (
+            "2022-01-03 00:00:00,1.1,1.2,1.0,1.15,5\n2022-01-03 00:01:00,1.1,1.2,1.0,1.15,5\n",
+            "time,open,high,low,close,volume (no header)",
+        ),
+        (
+            "2022-01-03,00:00,1.1,1.2,1.0,1.15\n2022-01-03,00:01,1.1,1.2,1.0,1.15\n",
+            "date,time,open,high,low,close (no header)",
+        ),
+    ],
+)
+def test_csv_without_a_header_keeps_its_first_row(tmp_path: Path, text: str, layout: str) -> None:
+    raw = formats.parse(write(tmp_path, "plain.csv", text), "auto")
+    assert raw.format == "csv" and raw.layout == layout
+    assert stamps(raw) == ["2022-01-03 00:00:00", "2022-01-03 00:01:00"]
+    assert raw.frame["close"].tolist() == [1.15, 1.15]
+    assert raw.frame["line"].tolist() == [1, 2]
+
+
+def test_csv_without_a_header_maps_columns_by_number(tmp_path: Path) -> None:
+    raw = formats.parse(  # volume second, prices reversed, two extra columns
+        write(tmp_path, "odd.csv", "2022-01-03 00:00,5,1.15,1.0,1.2,1.1,x,y\n"),
+        "csv",
+        columns="time=1,volume=2,close=3,low=4,high=5,open=6",
+    )
+    assert stamps(raw) == ["2022-01-03 00:00:00"]
+    assert raw.frame[["open", "high", "low", "close", "volume"]].iloc[0].tolist() == [
+        1.1,
+        1.2,
+        1.0,
+        1.15,
+        5.0,
+    ]
+    with pytest.raises(DataError, match=r"--columns date=1,time=2"):
+        formats.parse(write(tmp_path, "odd2.csv", "2022-01-03 00:00,5,1,1,1,1,1,1\n"), "csv")
