@@ -93,6 +93,9 @@ _OFFSET_ZONE = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?$", re.
 # An IANA zone's wall clock moved by whole hours: America/New_York+7 is MT4 broker server time.
 _SHIFTED_ZONE = re.compile(r"^([A-Za-z_]+/[A-Za-z_/]+)([+-]\d{1,2})$")
 _SAMPLE_ROWS = 2000
+MAX_LINE_BYTES = 4096
+"""The longest line a candle file may have; a longer one is not a candle row (no line breaks?)."""
+_CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,38 @@ def head_lines(path: Path, count: int = 5) -> list[str]:
     return lines
 
 
+def check_line_lengths(path: Path, limit: int = MAX_LINE_BYTES) -> None:
+    """Refuse a text file with a line longer than `limit` bytes, reading 1 MiB at a time.
+
+    JSON (OANDA's response, often one line) is exempt: its first byte is `{` or `[`.
+    """
+    line, length = 1, 0
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(_CHUNK_BYTES):
+                if line == 1 and length == 0 and chunk.lstrip()[:1] in (b"{", b"["):
+                    return
+                pieces = chunk.split(b"\n")
+                if length + len(pieces[0]) <= limit and max(map(len, pieces)) <= limit:
+                    line, length = (
+                        line + len(pieces) - 1,
+                        len(pieces[-1]) + (length if len(pieces) == 1 else 0),
+                    )
+                    continue
+                for i, piece in enumerate(pieces):
+                    length += len(piece)
+                    if length > limit:
+                        raise DataError(
+                            f"{path}, line {line}: longer than {limit} bytes (no line break?); "
+                            "a candle file has one bar per line: check that it is a text export "
+                            "with line breaks (nothing was imported)"
+                        )
+                    if i < len(pieces) - 1:
+                        line, length = line + 1, 0
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the file ({exc.strerror})") from None
+
+
 def detect_format(path: Path) -> str:
     """The format of `path` from its first lines; a DataError listing the formats if unknown."""
     lines = head_lines(path)
@@ -170,6 +205,7 @@ def parse(path: Path, fmt: str, tz: str | None = None, columns: str | None = Non
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file; check the path")
+    check_line_lengths(path)
     if not head_lines(path, 1):
         raise DataError(f"{path}: the file is empty; nothing to import")
     if fmt == "auto":

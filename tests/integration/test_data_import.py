@@ -476,3 +476,12 @@ def test_histdata_with_commas_imports(home: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "(histdata, source zone Etc/GMT+5)" in result.stderr
     assert stored(home, "GBP_JPY")["ts"].iloc[0] == pd.Timestamp("2022-01-03 22:00")
+
+
+def test_a_huge_file_without_line_breaks_is_refused_at_once(home: Path, tmp_path: Path) -> None:
+    path = tmp_path / "no_newlines.csv"
+    with open(path, "wb") as fh:  # 2 GiB, sparse: NUL bytes and no line break
+        fh.truncate(2 << 30)
+    result = run_micro(home, "data", "import", str(path), timeout=60)
+    assert "line 1: longer than 4096 bytes (no line break?)" in error_line(result)
+    assert not (home / "data" / "market.duckdb").exists()
