@@ -51,12 +51,18 @@ class OandaError(UserError):
     """OANDA refused a request or stayed unreachable after every retry."""
 
     def __init__(
-        self, message: str, status: int | None = None, outcome_unknown: bool = False
+        self,
+        message: str,
+        status: int | None = None,
+        outcome_unknown: bool = False,
+        body: Any = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         # True when a non-GET request may have reached OANDA: look it up before resending.
         self.outcome_unknown = outcome_unknown
+        # OANDA's decoded error answer for a refusal (4xx), e.g. an `orderRejectTransaction`
+        self.body = body
 
 
 def token_from_env(environ: Mapping[str, str] | None = None) -> str:
@@ -173,6 +179,7 @@ class OandaClient:
                     raise OandaError(
                         f"OANDA refused {endpoint.method} /{endpoint} ({status}: {message})",
                         status=status,
+                        body=_error_body(exc.msg),
                     ) from None
                 problem = f"{status} {message}"
                 wait = _retry_after(self._last.headers)
@@ -282,6 +289,14 @@ def _error_message(body: str) -> str:
     if isinstance(decoded, dict) and decoded.get("errorMessage"):
         return str(decoded["errorMessage"])
     return str(decoded)[:200]
+
+
+def _error_body(body: str) -> Any:
+    """An error answer's decoded JSON (None when it is not JSON)."""
+    try:
+        return json.loads(body)
+    except (TypeError, ValueError):
+        return None
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:

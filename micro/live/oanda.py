@@ -9,7 +9,9 @@ answer that cannot be read) is found in the broker's own records (`find_order`):
 its client id (`GET /trades/@{clientID}`), else the account's transactions since the last id
 seen before the send (`GET /transactions/sinceid`): its MARKET_ORDER and the ORDER_FILL or
 ORDER_CANCEL that followed, or its MARKET_ORDER_REJECT. A 201 holding an
-`orderCancelTransaction` is a refusal, not a fill. Prices come from the pricing stream
+`orderCancelTransaction` is a refusal, not a fill; a 400 is one too, its reason the
+`rejectReason` of the answer's `orderRejectTransaction` (CLIENT_TRADE_ID_ALREADY_EXISTS: the id
+was used before). Prices come from the pricing stream
 (`micro.live.stream`, started by `start_stream`) while it is connected and alive, else from
 REST pricing, so a dead stream never leaves a decision without a fresh price. The token stays
 inside the sessions' headers.
@@ -280,7 +282,8 @@ class OandaBroker:
             if exc.outcome_unknown:
                 raise OrderOutcomeUnknown(client_id, str(exc)) from None
             if exc.status is not None and 400 <= exc.status < 500:
-                return OrderResult(client_id, False, None, str(exc))
+                self._saw(exc.body)
+                return OrderResult(client_id, False, None, _reject_reason(exc.body) or str(exc))
             raise BrokerError(str(exc)) from None
         try:
             return self._order_result(answer, side, client_id)
@@ -401,6 +404,17 @@ def _close_result(trade_id: str, fill: dict[str, Any]) -> CloseResult:
         realized_pl=_number(part.get("realizedPL", fill.get("pl"))),
         financing=_number(part.get("financing", fill.get("financing"))),
     )
+
+
+def _reject_reason(body: Any) -> str | None:
+    """The reason of a refused order (a 4xx): its `orderRejectTransaction`'s `rejectReason`
+    (e.g. CLIENT_TRADE_ID_ALREADY_EXISTS), else the answer's `errorCode`; None if neither."""
+    if not isinstance(body, dict):
+        return None
+    reject = body.get("orderRejectTransaction")
+    reason = reject.get("rejectReason") if isinstance(reject, dict) else None
+    reason = reason or body.get("errorCode")
+    return str(reason) if reason else None
 
 
 def _number(text: Any) -> float | None:

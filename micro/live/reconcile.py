@@ -150,6 +150,7 @@ class Reconciler:
             slippage_pips=None if slippage is None else round(slippage, 3),
             spread_pips=spread_pips,
         )
+        self.lift_fence(trade.client_id, how)
         return position
 
     def record_trade(self, trade: dict[str, Any], closed_by: str) -> None:
@@ -207,18 +208,23 @@ class Reconciler:
             log.warning("order %s was not received by the broker", pending.client_id)
         return settled
 
-    def check_lost(self, bar: Candle) -> None:
-        """Look for the order found not received once more (it may have arrived late)."""
+    def check_lost(self, bar: Candle) -> str | None:
+        """Look for the order found not received once more (it may have arrived late).
+
+        Its trade is found by the client id whatever its state, open or closed: adopted (and
+        booked closed) when the book is flat and the journal does not hold it yet. Returns
+        the records' answer (`filled`, `cancelled`, `not_seen`), `error` when they could not
+        be read, None when no id is fenced.
+        """
         lost = self.lost
         if lost is None or self.pending is not None:
-            return
+            return None
         try:
             trace = self.broker.find_order(lost.client_id, lost.since_id)
         except BrokerError as exc:
             self.health.failed("lookup", exc)
-            return
+            return "error"
         self.health.ok()
-        position = self.book.position
         if trace.state == "not_seen" and self.broker.last_transaction_id is not None:
             lost.since_id = self.broker.last_transaction_id  # searched up to here: no trace
         if trace.state == "cancelled":
@@ -227,15 +233,33 @@ class Reconciler:
                 "rejected", client_id=lost.client_id, reason=trace.reason, how="records"
             )
         elif trace.state == "filled" and trace.trade is not None:
-            if position is not None and position.trade_id == trace.trade.trade_id:
-                self.lost = None  # already in the book
-            elif position is None:
-                self.lost = None
-                self.journal.record(
-                    "reconcile", client_id=lost.client_id, found=True, late=True,
-                    trade_id=trace.trade.trade_id, state=trace.trade.state,
-                )  # fmt: skip
-                self._adopt_order(lost, trace.trade, bar, "late")
+            self._found_lost(lost, trace.trade, bar)
+        return trace.state
+
+    def _found_lost(self, lost: PendingOrder, trade: BrokerTrade, bar: Candle) -> None:
+        """The fenced id's trade is in the broker's records: book it unless it is booked."""
+        position = self.book.position
+        if position is not None and position.trade_id == trade.trade_id:
+            self.lift_fence(lost.client_id, "in the book")
+        elif self.journal.fill_of(trade.trade_id, None) is not None:
+            self.lift_fence(lost.client_id, "booked before")  # never booked twice
+        elif position is None:
+            self.lost = None
+            self.journal.record(
+                "reconcile", client_id=lost.client_id, found=True, late=True,
+                trade_id=trade.trade_id, state=trade.state,
+            )  # fmt: skip
+            self._adopt_order(lost, trade, bar, "late")
+        # else the book holds another trade: the comparison with the broker's open trades
+        # halts entries on it (a mismatch); the fence stays until the book is flat
+
+    def passed(self, client_id: str) -> None:
+        """An entry under the fenced `client_id` was refused: the fence's record search goes
+        on after its transactions (its refusal is not the lost order's)."""
+        lost = self.lost
+        latest = self.broker.last_transaction_id
+        if lost is not None and lost.client_id == client_id and latest is not None:
+            lost.since_id = latest
 
     def fenced_client_id(self) -> str | None:
         """The client id the next entry must reuse (an order found not received), if any."""
@@ -243,8 +267,17 @@ class Reconciler:
 
     def order_filled(self, client_id: str) -> None:
         """An entry under `client_id` filled: a fence on that id has done its work."""
-        if self.lost is not None and self.lost.client_id == client_id:
-            self.lost = None
+        self.lift_fence(client_id, "fill")
+
+    def lift_fence(self, client_id: str | None, how: str) -> None:
+        """A trade under the fenced `client_id` is found (filled, adopted, booked by any path):
+        the fence has done its work, and the next entry carries a new id. A fence left on an
+        id whose trade exists would have every later entry refused by the broker."""
+        lost = self.lost
+        if lost is None or client_id is None or lost.client_id != client_id:
+            return
+        self.lost = None
+        self.journal.record("reconcile", event="fence_lifted", client_id=client_id, how=how)
 
     def _adopt_order(self, order: PendingOrder, trade: BrokerTrade, bar: Candle, how: str) -> None:
         decision_bar = order.candle()
@@ -423,6 +456,7 @@ class Reconciler:
                 last = (saved.last_bar or {}).get("ts", self.book.position.entry_ts)
                 self._mark_since(last, history)
                 self.journal.record("reconcile", adopted=trade.trade_id, source="state")
+                self.lift_fence(trade.client_id, "state")
                 continue
             if self.pending is not None and trade.client_id == self.pending.client_id:
                 continue  # still pending (the lookup failed): resolved on the first bar

@@ -65,6 +65,7 @@ from micro.volumes import Connection, LiveState, journal_path, kill_path, live_s
 log = logging.getLogger("micro.live")
 
 HEARTBEAT_SECONDS = 5.0  # state.json is rewritten at least this often while no bar comes
+CLIENT_ID_TAKEN = "CLIENT_TRADE_ID_ALREADY_EXISTS"  # OANDA's reject: a trade has this client id
 
 
 class Trader:
@@ -326,10 +327,19 @@ class Trader:
         The stop rests where the env's would trigger: the env's mid stop (decision close −
         side × stop distance) moved out by half the quoted spread, onto the side the broker
         triggers it on. An order found not received earlier fences its client id: this entry
-        reuses it, so the broker never fills both.
+        reuses it, so the broker never fills both. Before it does, the broker's records are
+        searched for that id once more, closed trades included (a broker may refuse an id
+        only while its trade is open): a trade found there is booked instead of entering, and
+        the fence is lifted. A refusal as CLIENT_TRADE_ID_ALREADY_EXISTS means the lost order
+        arrived after all: its trade is looked up and booked at once.
         """
         units = self.config.live.units
         fenced = self.reconciler.fenced_client_id()
+        if fenced is not None:
+            found = self.reconciler.check_lost(bar)
+            if found in ("filled", "error"):  # the book changed, or the records are unread
+                return
+            fenced = self.reconciler.fenced_client_id()
         client_id = fenced or f"micro-{bar.ts}-{'B' if side > 0 else 'S'}"
         stop_pips = self.config.risk.stop_loss_pips
         pip = self.book.pip
@@ -366,8 +376,10 @@ class Trader:
         self.reconciler.pending = None
         if not result.filled or result.trade is None:
             self.journal.record("rejected", client_id=client_id, reason=result.reason)
-            if fenced is not None and result.reason == "CLIENT_TRADE_ID_ALREADY_EXISTS":
+            if fenced is not None and result.reason == CLIENT_ID_TAKEN:
                 self.reconciler.check_lost(bar)  # the lost order arrived after all
+            elif fenced is not None:
+                self.reconciler.passed(client_id)
             return
         self.reconciler.order_filled(client_id)
         self.reconciler.adopt(result.trade, bar, bar.close, "fill", spread_pips)

@@ -12,8 +12,12 @@ low for longs, ask high for shorts; a bar opening beyond the stop fills at its o
 Knobs for faults: `fake.tradeable`, `fake.cancel_next_order` (a reason: the next order is
 cancelled inside a 201), `fake.price_hook` (edit the PRICE object before it is sent, REST and
 stream alike), `fake.lose_orders` (that many coming orders vanish: the connection closes with
-no answer and the account never hears of them), `fake.order_answer_hook` (edit an order's 201
-answer after the order was carried out: a field missing, a foreign value). An order carried out
+no answer and the account never hears of them; they are kept in `fake.lost_orders`, and
+`fake.lost_arrive_first = True` carries them out just before the next order is handled: a lost
+order arriving late, ahead of the order that reuses its client id),
+`fake.reuse_closed_client_ids` (a client trade id is refused only while its trade is open, as
+OANDA may do), `fake.order_answer_hook` (edit an order's 201 answer after the order was carried
+out: a field missing, a foreign value). An order carried out
 N seconds after its request timed out is `fake.inject(delay=N, path=".../orders")`: the fake
 holds the request N seconds, then carries it out and answers a client long gone.
 
@@ -99,6 +103,11 @@ def install_trading(fake: FakeOanda) -> None:
     fake.stream_lock = threading.Lock()
     fake.stream_fault = lambda kind, times=1: _stream_fault(fake, kind, times)
     fake.lose_orders = 0
+    fake.lost_orders = []  # the Calls of orders lost on the way (what a late arrival carries out)
+    fake.lost_arrive_first = False
+    fake.reuse_closed_client_ids = (
+        False  # True: a client id is refused only while its trade is open
+    )
     fake.financing = 0.0  # account currency charged (−) or paid (+) on every close
     fake.order_answer_hook = None
     fake.request_times = []
@@ -288,7 +297,16 @@ def _order(fake: FakeOanda, call: Call) -> Any:
         from tests.fakes.oanda_http import DropConnection
 
         fake.lose_orders -= 1
+        fake.lost_orders.append(call)
         raise DropConnection("fake OANDA: the order never reached the account")
+    if fake.lost_arrive_first:  # the lost orders arrive late, just ahead of this one
+        fake.lost_arrive_first = False
+        held, fake.lost_orders = fake.lost_orders, []
+        for late in held:
+            try:
+                _order(fake, late)
+            except ApiError:
+                pass  # refused (its answer went to a client long gone)
     units = int(order["units"])
     account = fake.account
     with fake.trade_lock:
@@ -302,7 +320,7 @@ def _order(fake: FakeOanda, call: Call) -> Any:
             "stopLossOnFill": stop,
             "tradeClientExtensions": {"id": client},
         }
-        every = account.trades + fake.closed_trades
+        every = account.trades + ([] if fake.reuse_closed_client_ids else fake.closed_trades)
         if any((t.get("clientExtensions") or {}).get("id") == client for t in every):
             _log(fake, {**create, "type": "MARKET_ORDER_REJECT",
                         "rejectReason": "CLIENT_TRADE_ID_ALREADY_EXISTS"})  # fmt: skip
@@ -314,6 +332,9 @@ def _order(fake: FakeOanda, call: Call) -> Any:
                     "type": "MARKET_ORDER_REJECT",
                     "rejectReason": "CLIENT_TRADE_ID_ALREADY_EXISTS",
                 },
+                relatedTransactionIDs=[create["id"]],
+                lastTransactionID=str(account.last_transaction_id),
+                errorCode="CLIENT_TRADE_ID_ALREADY_EXISTS",
             )
         reason = fake.cancel_next_order or (None if fake.tradeable else "MARKET_HALTED")
         if reason is not None:

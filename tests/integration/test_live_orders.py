@@ -150,7 +150,9 @@ def test_an_order_never_received_is_resolved_as_such_and_its_id_fenced(
     trader = trader_for(home, fake, max_bars=None)
     run_until(trader, lambda: len(order_posts(fake)) >= 2, limit=1500)
     lost = order_posts(fake)[0].body["order"]["tradeClientExtensions"]["id"]
-    resolution = [x for x in journal(home, "reconcile") if x.get("client_id") == lost]
+    resolution = [
+        x for x in journal(home, "reconcile") if x.get("client_id") == lost and "found" in x
+    ]
     assert resolution[-1]["resolution"] == "not_received"
     assert resolution[-1]["waited_seconds"] >= trader.broker.order_settle_seconds
     orders = journal(home, "order")
@@ -182,6 +184,167 @@ def test_while_an_order_is_pending_no_new_entry_is_sent(home: Path, fake: FakeOa
         x for x in between if x.get("decision") in ("BUY", "SELL") and x["bar"]["ts"] != sent_on
     ]
     assert all(any("unknown outcome" in r for r in x["blocked"]) for x in entries)
+
+
+# ---------------------------------------------------------------- fenced client ids
+
+
+def client_id_of(post: Any) -> str:
+    return str(post.body["order"]["tradeClientExtensions"]["id"])
+
+
+def stop_out(fake: FakeOanda) -> None:
+    """The broker's stop of every open trade fills on the next bar (at its open)."""
+    with fake.trade_lock:
+        for trade in fake.account.trades:
+            long = int(trade["currentUnits"]) > 0
+            trade["stopLossOrder"]["price"] = "999999.000" if long else "0.001"
+
+
+def step_until(trader: Trader, done: Any, limit: int = 400) -> None:
+    for _ in range(limit):
+        if done():
+            return
+        step(trader)
+    raise AssertionError("the condition never came true")
+
+
+def refused_duplicates(fake: FakeOanda) -> list[dict[str, Any]]:
+    with fake.trade_lock:
+        return [t for t in fake.account.transactions if t["type"] == "MARKET_ORDER_REJECT"]
+
+
+def test_a_fenced_id_whose_reuse_is_found_by_lookup_is_never_sent_again_after_its_stop(
+    home: Path, fake: FakeOanda
+) -> None:
+    """The soak's duplicate orders: a fenced id's reuse fills, its answer is lost, the lookup
+    adopts it; once its stop fires, the next entry must carry a new id, not the filled one."""
+    fake.lose_orders = 1  # the first order never reaches the account: its id is fenced
+    fake.inject(drop=True, path=orders_path(fake), skip=1)  # the reuse fills, its answer is cut
+    trader = trader_for(home, fake, max_bars=None)
+    run_until(trader, lambda: bool(journal(home, "fill")), limit=1500)
+    fenced = client_id_of(order_posts(fake)[0])
+    assert client_id_of(order_posts(fake)[1]) == fenced
+    fill = journal(home, "fill")[0]
+    assert fill["how"] == "lookup" and fill["client_id"] == fenced
+    assert trader.reconciler.lost is None  # found by its lookup: the fence has done its work
+    stop_out(fake)
+    step_until(trader, lambda: bool(journal(home, "trade")))
+    assert journal(home, "trade")[0]["trade_id"] == fill["trade_id"]
+    sent = len(order_posts(fake))
+    step_until(trader, lambda: len(order_posts(fake)) >= sent + 2)
+    assert fenced not in [client_id_of(p) for p in order_posts(fake)[sent:]]
+    assert refused_duplicates(fake) == []
+    assert not [x for x in journal(home, "rejected") if "already" in str(x["reason"]).lower()]
+    assert_never_two_positions(fake)
+    assert_book_is_the_broker(trader, fake)
+
+
+def test_a_fence_left_on_an_id_whose_trade_was_booked_and_closed_is_lifted_not_resent(
+    home: Path, fake: FakeOanda
+) -> None:
+    """A state.json whose fence outlived its trade (written by a trader that never lifted it):
+    the records show the trade, booked and closed already; it is not booked twice, and the
+    next entry carries a new id."""
+    first = trader_for(home, fake, max_bars=None)
+    run_until(first, lambda: bool(journal(home, "fill")))
+    booked = journal(home, "fill")[0]
+    stop_out(fake)
+    step_until(first, lambda: bool(journal(home, "trade")))
+    first.finish("restart")
+    path = home / "live" / "state.json"
+    state = json.loads(path.read_text())
+    state["lost_order"] = {
+        "client_id": booked["client_id"], "side": booked["side"], "units": booked["units"],
+        "bar": state["last_bar"], "sent_at": time.time() - 60.0, "since_id": None,
+    }  # fmt: skip
+    path.write_text(json.dumps(state))
+    second = trader_for(home, fake, max_bars=None)
+    second.start()
+    sent = len(order_posts(fake))
+    step_until(second, lambda: len(order_posts(fake)) > sent)
+    assert client_id_of(order_posts(fake)[sent]) != booked["client_id"]
+    assert second.reconciler.lost is None
+    assert [x["trade_id"] for x in journal(home, "trade")].count(booked["trade_id"]) == 1
+    assert refused_duplicates(fake) == []
+    assert_book_is_the_broker(second, fake)
+
+
+def hold_entries_until_the_order_is_lost(trader: Trader, fake: FakeOanda) -> str:
+    """Lose the first order; entries held until it is found not received; its fenced id."""
+    fake.lose_orders = 1
+    run_until(trader, lambda: trader.reconciler.pending is not None, limit=1500)
+    trader.halts["test"] = "held by the test"
+    step_until(trader, lambda: trader.reconciler.lost is not None, limit=1500)
+    trader.halts.pop("test")
+    return client_id_of(order_posts(fake)[0])
+
+
+def test_a_lost_order_arriving_just_ahead_of_its_reuse_is_adopted_from_the_refusal(
+    home: Path, fake: FakeOanda
+) -> None:
+    """OANDA refuses the reuse (400 CLIENT_TRADE_ID_ALREADY_EXISTS, read from the body's
+    orderRejectTransaction): the trader looks the id up at once and adopts its trade."""
+    trader = trader_for(home, fake, max_bars=None)
+    fenced = hold_entries_until_the_order_is_lost(trader, fake)
+    fake.lost_arrive_first = True  # it reaches the account just before the reuse does
+    step_until(trader, lambda: bool(journal(home, "fill")))
+    rejected = journal(home, "rejected")
+    assert [x["reason"] for x in rejected] == ["CLIENT_TRADE_ID_ALREADY_EXISTS"]
+    assert rejected[0]["client_id"] == fenced
+    lines = journal(home)
+    after = lines[next(i for i, x in enumerate(lines) if x["kind"] == "rejected") :]
+    fill = next(x for x in after if x["kind"] == "fill")
+    assert fill["how"] == "late" and fill["client_id"] == fenced
+    assert after.index(fill) < next(i for i, x in enumerate(after) if x["kind"] == "bar")
+    assert trader.reconciler.lost is None
+    assert len([t for t in every_trade(fake) if t["clientExtensions"]["id"] == fenced]) == 1
+    assert_book_is_the_broker(trader, fake)
+
+
+def test_a_lost_order_that_filled_and_closed_unseen_is_booked_before_its_id_is_reused(
+    home: Path, fake: FakeOanda
+) -> None:
+    """A broker that refuses a client id only while its trade is open would fill the reuse
+    too: the trader looks the fenced id up (closed trades included) before it reuses it."""
+    fake.reuse_closed_client_ids = True
+    trader = trader_for(home, fake, max_bars=None)
+    fenced = hold_entries_until_the_order_is_lost(trader, fake)
+    lost = fake.lost_orders[0].body["order"]
+    manual = OandaBroker(config_for(home, fake), fake.token, fake.account.id)
+    try:  # it arrives late, fills, and its stop closes it between two of the trader's looks
+        trade = manual.market_order(int(lost["units"]) // abs(int(lost["units"])),
+                                    abs(int(lost["units"])), 1.0 if int(lost["units"]) > 0
+                                    else 999.0, fenced).trade  # fmt: skip
+        assert trade is not None
+        manual.close_trade(trade.trade_id)
+    finally:
+        manual.close()
+    fake.lost_orders.clear()
+    sent = len(order_posts(fake))
+    step_until(trader, lambda: len(order_posts(fake)) > sent + 1)
+    assert fenced not in [client_id_of(p) for p in order_posts(fake)[sent:]]
+    assert len([t for t in every_trade(fake) if t["clientExtensions"]["id"] == fenced]) == 1
+    late = [x for x in journal(home, "fill") if x["client_id"] == fenced]
+    assert [x["how"] for x in late] == ["late"]
+    assert [x["trade_id"] for x in journal(home, "trade")].count(trade.trade_id) == 1
+    assert trader.reconciler.lost is None
+    assert_book_is_the_broker(trader, fake)
+
+
+def test_a_refused_duplicate_client_id_reads_oandas_reject_reason(
+    home: Path, fake: FakeOanda
+) -> None:
+    broker = OandaBroker(config_for(home, fake), fake.token, fake.account.id)
+    broker.history(5)  # a price exists
+    try:
+        assert broker.market_order(1, 100, 100.0, "twice-1").filled
+        result = broker.market_order(1, 100, 100.0, "twice-1")
+    finally:
+        broker.close()
+    assert not result.filled and result.reason == "CLIENT_TRADE_ID_ALREADY_EXISTS"
+    reject = refused_duplicates(fake)[-1]
+    assert broker.last_transaction_id == str(reject["id"])  # its lastTransactionID was seen
 
 
 # ---------------------------------------------------------------- answers it cannot read
