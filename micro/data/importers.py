@@ -20,6 +20,7 @@ from micro import instruments
 from micro.data import formats, store, weeks
 from micro.data.formats import PRICE_COLUMNS, RawCandles
 from micro.errors import DataError
+from micro.logs import setup_logging
 from micro.runtime import Context
 
 log = logging.getLogger("micro.data")
@@ -37,8 +38,11 @@ class CheckedCandles:
 
 
 def run_import(ctx: Context) -> int:
-    """The `micro data import` handler: parse, check, write; a one-line summary at the end."""
-    ctx.start_logging("data")
+    """The `micro data import` handler: parse, check, write; a one-line summary at the end.
+
+    Logs go to the console until every check has passed: a refused file leaves no log file.
+    """
+    setup_logging(None, verbose=ctx.verbose)
     args = ctx.args
     path = Path(args.file).expanduser()
     name = args.instrument or ctx.config.data.instrument
@@ -48,6 +52,7 @@ def run_import(ctx: Context) -> int:
         log.warning("%s: timestamps carry their own UTC offset; --tz %s is ignored", path, args.tz)
     checked = check_candles(raw, path, instrument)
     zone_level, zone_note = check_zone(raw, checked, path, explicit=args.tz)
+    ctx.start_logging("data")
     with store.connect(ctx.home.store) as con:
         written = store.write_candles(con, instrument.name, checked.frame, replace=args.replace)
     if checked.duplicates_dropped:

@@ -485,3 +485,4 @@ def test_a_huge_file_without_line_breaks_is_refused_at_once(home: Path, tmp_path
     result = run_micro(home, "data", "import", str(path), timeout=60)
     assert "line 1: longer than 4096 bytes (no line break?)" in error_line(result)
     assert not (home / "data" / "market.duckdb").exists()
+    assert not (home / "data" / "logs" / "data.log").exists()  # a refusal leaves no log file
