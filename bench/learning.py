@@ -361,6 +361,11 @@ def main() -> None:
     parser.add_argument("--max-sessions", type=int, default=0, help="cap sessions scored")
     parser.add_argument("--set", action="append", default=[], help="config override k=v")
     parser.add_argument("--real", default="", help="a folder of M1 MT4 files instead")
+    parser.add_argument(
+        "--tz",
+        default="America/New_York+7",
+        help="time zone of the --real files (MT4 broker server time: America/New_York+7)",
+    )
     parser.add_argument("--keep", default="", help="keep the homes in this folder")
     args = parser.parse_args()
     if args.minutes is None:
@@ -405,7 +410,7 @@ def main() -> None:
 def plan(args: argparse.Namespace) -> dict[str, tuple[dict[str, Any], list[list[str]]]]:
     """name -> (spec, commands that fill the store) for the markets to run."""
     if args.real:
-        return real_markets(Path(args.real))
+        return real_markets(Path(args.real), args.tz)
     names = list(QUICK) if args.quick else list(SUITE)
     if args.markets:
         names = [n.strip() for n in args.markets.split(",") if n.strip()]
@@ -417,7 +422,7 @@ def plan(args: argparse.Namespace) -> dict[str, tuple[dict[str, Any], list[list[
     return {n: (SUITE[n], [synth_args(SUITE[n], args.days)]) for n in names}
 
 
-def real_markets(folder: Path) -> dict[str, tuple[dict[str, Any], list[list[str]]]]:
+def real_markets(folder: Path, tz: str) -> dict[str, tuple[dict[str, Any], list[list[str]]]]:
     """One market per `*_M1_*` file in `folder` (instrument from the name: EURUSD -> EUR_USD)."""
     files = sorted(folder.glob("*.csv"))
     if not files:
@@ -434,7 +439,7 @@ def real_markets(folder: Path) -> dict[str, tuple[dict[str, Any], list[list[str]
         }
         out[path.stem] = (
             spec,
-            [["data", "import", str(path.resolve()), "--instrument", instrument]],
+            [["data", "import", str(path.resolve()), "--instrument", instrument, "--tz", tz]],
         )
     return out
 
