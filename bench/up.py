@@ -11,7 +11,8 @@ last report's promotion decision (every gate with its value).
 (the default config otherwise).
 
 Target (issue 10): a checkpoint promoted and the paper trader trading within 15 minutes on this
-machine. Prints one JSON object (progress goes to stderr); exit status 0 whether or not the target
+machine. SIGINT or SIGTERM stops the run early (the stack is stopped and the figures so far are
+printed). Prints one JSON object (progress goes to stderr); exit status 0 whether or not the target
 was met (the JSON says), 2 on bad arguments.
 """
 
@@ -73,6 +74,10 @@ def _last_report(home: Path) -> dict[str, Any] | None:
         if report is not None and isinstance(report.get("promotion"), dict):
             return {"file": path.name, **report["promotion"]}
     return None
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM, and SIGINT where the shell started us with it ignored
 
 
 def run(home: Path, minutes: float) -> dict[str, Any]:
@@ -153,6 +158,8 @@ def main() -> None:
         "--keep", type=Path, help="run in this folder (new, or only a micro.toml in it); keep it"
     )
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, _interrupt)  # stop early: the stack stops, the JSON is printed
+    signal.signal(signal.SIGINT, _interrupt)
     if not 0.5 <= args.minutes <= 24 * 60:
         sys.stderr.write(f"--minutes {args.minutes:g}: expected 0.5 to 1440\n")
         raise SystemExit(2)

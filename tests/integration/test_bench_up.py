@@ -8,13 +8,14 @@ judged), not the agent's skill, which bench/learning.py measures.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import TINY_MODEL
+from tests.helpers import TINY_MODEL, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = (
@@ -48,13 +49,25 @@ def _bench(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_bench_up_runs_the_stack_and_prints_one_json_object(tmp_path: Path) -> None:
+def test_bench_up_runs_the_stack_and_prints_one_json_object_when_stopped(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
     (home / "micro.toml").write_text(CONFIG)
-    result = _bench("--minutes", "1.5", "--keep", str(home))
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.strip().splitlines()
+    bench = subprocess.Popen(
+        [sys.executable, str(REPO / "bench" / "up.py"), "--minutes", "10", "--keep", str(home)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        events = home / "validation" / "events.jsonl"
+        wait_for(lambda: events.exists() and '"scored"' in events.read_text(), timeout=300)
+        bench.send_signal(signal.SIGTERM)  # stop early: the stack stops, the figures are printed
+        stdout, stderr = bench.communicate(timeout=180)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.communicate()
+    assert bench.returncode == 0, stderr[-3000:]
+    lines = stdout.strip().splitlines()
     assert len(lines) == 1
     report = json.loads(lines[0])
     assert report["bench"] == "up" and report["exit_status"] == 0
@@ -66,6 +79,13 @@ def test_bench_up_runs_the_stack_and_prints_one_json_object(tmp_path: Path) -> N
         and report["minutes_to_first_paper_order"] is not None
     )
     assert (home / "checkpoints").is_dir() and (home / "up.log").exists()
+    assert not alive_children(home)
+
+
+def alive_children(home: Path) -> list[str]:
+    """micro processes still running in `home` (none may outlive the bench)."""
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    return [line for line in out.stdout.splitlines() if f"--home {home}" in line]
 
 
 @pytest.mark.parametrize(
