@@ -21,9 +21,12 @@ from typing import Any, Literal
 
 from micro import config_load
 from micro.errors import ConfigError
+from micro.instruments import TYPICAL_PRICE
 from micro.redaction import REDACTED
 
 ENV_PREFIX = "MICRO_"
+# MICRO_* variables that are read elsewhere and are no config setting (not warned about).
+ENV_NOT_SETTINGS = frozenset({"MICRO_HOME", "MICRO_SERVICE"})
 CONFIG_FILE = "micro.toml"
 SECRET_KEYS = frozenset({"account", "token"})
 
@@ -89,9 +92,11 @@ class EnvConfig:
             "AUD_USD": 1.5,
             "USD_CAD": 2.0,
             "USD_CHF": 2.0,
-        }
+        },
+        ge=0.0,
     )
-    """Round-trip spread per instrument (pips), paid on entry."""
+    """Round-trip spread per instrument (pips), paid on entry; keys are instruments of the
+    instrument table (micro/instruments.py) or `data.instrument`."""
     default_spread_pips: float = _f(3.0, ge=0.0)
     """Spread for an instrument missing from the table (pips)."""
     commission_pips: float = _f(0.0, ge=0.0)
@@ -113,8 +118,8 @@ class ModelConfig:
     64 learns faster on 2 cores: bench/learning.py, README "Learning")."""
     tcn_kernel: int = _f(3, ge=2, le=16)
     """Kernel size of the causal convolutions."""
-    tcn_dilations: tuple[int, ...] = _f((1, 2, 4))
-    """Dilation of each residual TCN block."""
+    tcn_dilations: tuple[int, ...] = _f((1, 2, 4), ge=1, le=1024, min_items=1)
+    """Dilation of each residual TCN block (at least one block)."""
     static_hidden: int = _f(64, ge=4, le=4096)
     """Width of the MLP over the 6 static (position) features."""
     hidden: int = _f(128, ge=8, le=8192)
@@ -401,6 +406,13 @@ def with_checks(config: Config) -> Config:
         raise ConfigError("config: validation.ma_fast_bars must be < validation.ma_slow_bars")
     if config.features.window > config.data.session_bars:
         raise ConfigError("config: features.window must not exceed data.session_bars")
+    known = set(TYPICAL_PRICE) | {config.data.instrument}
+    for name in config.env.spread_pips:
+        if name not in known:
+            raise ConfigError(
+                f"config: env.spread_pips.{name} names no known instrument; use one of "
+                f"{', '.join(sorted(known))} (OANDA spelling), or remove it"
+            )
     return config
 
 
@@ -412,7 +424,9 @@ def load_config(
     """Defaults, then `<home>/micro.toml`, then MICRO_* env, then `--set` flags; validated."""
     environ = os.environ if environ is None else environ
     path = Path(home) / CONFIG_FILE
-    return with_checks(config_load.layered(Config, path, ENV_PREFIX, environ, sets))
+    return with_checks(
+        config_load.layered(Config, path, ENV_PREFIX, environ, sets, ENV_NOT_SETTINGS)
+    )
 
 
 def replace(config: Config, **dotted: Any) -> Config:

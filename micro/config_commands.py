@@ -27,7 +27,7 @@ def register(
 def show_config(ctx: Context) -> int:
     plain = ctx.config.to_dict(redact=True)
     if ctx.args.format == "json":
-        print(json.dumps(plain, indent=2))
+        print(json.dumps(plain, indent=2, allow_nan=False))
     else:
         print(to_toml(plain))
     return 0

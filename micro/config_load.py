@@ -11,6 +11,8 @@ expected.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 import tomllib
 import types
 import typing
@@ -23,6 +25,8 @@ from micro.errors import ConfigError
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 
 def layered(
     cls: type[T],
@@ -30,21 +34,22 @@ def layered(
     env_prefix: str,
     environ: Mapping[str, str],
     sets: Sequence[str] = (),
+    env_not_settings: frozenset[str] = frozenset(),
 ) -> T:
     """`cls` from its defaults, then the TOML file `path`, then `{env_prefix}SECTION__KEY`
-    variables, then `section.key=value` flags (later wins)."""
+    variables, then `section.key=value` flags (later wins).
+
+    A variable with the prefix but without `__` is no setting: unless it is one of
+    `env_not_settings` (variables read elsewhere, e.g. MICRO_HOME) it is named in a warning, with
+    the setting it nearly spells, rather than silently ignored."""
     tree: dict[str, Any] = {}
     if path.is_file():
-        try:
-            with open(path, "rb") as fh:
-                toml = tomllib.load(fh)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(
-                f"{path}: not valid TOML ({exc}); fix the file or remove it"
-            ) from None
-        _merge(tree, toml, source=str(path), from_text=False)
+        _merge(tree, _read_toml(path), source=str(path), from_text=False)
     for key in sorted(environ):
-        if not key.startswith(env_prefix) or "__" not in key:
+        if not key.startswith(env_prefix) or key in env_not_settings:
+            continue
+        if "__" not in key:
+            log.warning(_not_a_setting(cls, key, env_prefix))
             continue
         dotted = ".".join(part.lower() for part in key[len(env_prefix) :].split("__"))
         _set_dotted(tree, dotted, environ[key], source=f"environment variable {key}")
@@ -56,6 +61,53 @@ def layered(
         dotted, value = item.split("=", 1)
         _set_dotted(tree, dotted.strip(), value.strip(), source=f"--set {dotted.strip()}")
     return typing.cast(T, _build(cls, tree, prefix=""))
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The TOML file's tables; a file that cannot be read or parsed is a `ConfigError`."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the file or remove it") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start});"
+            " save the file as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror}); fix its permissions") from None
+
+
+def _not_a_setting(cls: type, name: str, env_prefix: str) -> str:
+    """The warning for a prefixed variable that names no setting, with the nearest spelling."""
+    spelled = name[len(env_prefix) :].upper()
+    for dotted, is_table in _leaf_keys(cls, ""):
+        underscored = dotted.replace(".", "_").upper()
+        if spelled == underscored or (is_table and spelled.startswith(underscored + "_")):
+            entry = spelled[len(underscored) + 1 :] if spelled != underscored else ""
+            right = env_prefix + "__".join(dotted.upper().split(".") + ([entry] if entry else []))
+            return (
+                f"environment variable {name} is not a micro setting and is ignored; "
+                f"did you mean {right} (two underscores between section and key)?"
+            )
+    return (
+        f"environment variable {name} is not a micro setting and is ignored; settings are "
+        f"spelled {env_prefix}<SECTION>__<KEY> (e.g. {env_prefix}MCTS__SIMULATIONS)"
+    )
+
+
+def _leaf_keys(cls: type, prefix: str) -> list[tuple[str, bool]]:
+    """Every settable dotted key of `cls` and whether it is a table (dict) of entries."""
+    hints = typing.get_type_hints(cls)
+    keys: list[tuple[str, bool]] = []
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            keys += _leaf_keys(typing.cast(type, hint), f"{prefix}{f.name}.")
+        else:
+            keys.append((f"{prefix}{f.name}", _origin(hint) is dict))
+    return keys
 
 
 def from_plain(
@@ -124,12 +176,27 @@ def _build(cls: type, tree: Mapping[str, Any], prefix: str) -> Any:
             kwargs[name] = _build(typing.cast(type, hint), value, prefix=dotted + ".")
         elif _origin(hint) is dict:
             kwargs[name] = _coerce_dict(f, hint, value, dotted)
+        elif not isinstance(value, _Raw):
+            raise ConfigError(
+                f"{_source_of(value)}: {dotted} is a value, not a section; "
+                f"set it as {dotted}=<value>"
+            )
         else:
             kwargs[name] = _coerce(hint, value, dotted)
     obj = cls(**kwargs)
     for name, f in fields.items():
         _check_range(f, getattr(obj, name), f"{prefix}{name}")
     return obj
+
+
+def _source_of(node: Mapping[str, Any]) -> str:
+    """Where the first value under a section came from (a file, a variable or a flag)."""
+    for value in node.values():
+        if isinstance(value, _Raw):
+            return value.source
+        if isinstance(value, Mapping):
+            return _source_of(value)
+    return "config"
 
 
 def _origin(hint: Any) -> Any:
@@ -143,8 +210,10 @@ def _coerce_dict(f: dataclasses.Field[Any], hint: Any, value: Any, dotted: str) 
     if isinstance(value, _Raw):
         raise ConfigError(f"{value.source}: {dotted} is a table; set {dotted}.<NAME>=<value>")
     for key, raw in value.items():
-        if isinstance(raw, dict):
-            raise ConfigError(f"config: {dotted}.{key} must be a {value_type.__name__}")
+        if not isinstance(raw, _Raw):
+            raise ConfigError(
+                f"{_source_of(raw)}: {dotted}.{key} must be a {value_type.__name__}, not a section"
+            )
         base[key.upper()] = _coerce(value_type, raw, f"{dotted}.{key}")
     return base
 
@@ -203,14 +272,24 @@ def _coerce(hint: Any, raw: _Raw, dotted: str) -> Any:
     if hint is float:
         if isinstance(value, bool):
             raise bad()
-        if isinstance(value, int | float):
-            return float(value)
+        number = value
         if raw.from_text and isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 raise bad() from None
-        raise bad()
+        if not isinstance(number, int | float):
+            raise bad()
+        try:
+            number = float(number)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
+            raise ConfigError(
+                f"{source}: {dotted} must be a finite number, got {value!r}; "
+                "give a number (a large one to loosen a limit)"
+            )
+        return number
     if hint is str:
         if isinstance(value, str):
             return value
@@ -227,11 +306,21 @@ _BOUNDS: tuple[tuple[str, str, Callable[[Any, Any], bool]], ...] = (
 
 
 def _check_range(f: dataclasses.Field[Any], value: Any, dotted: str) -> None:
+    """The field's metadata bounds on its value, each item of a list, each entry of a table."""
     meta = f.metadata
-    values = value if isinstance(value, tuple) else (value,)
-    for v in values:
+    if isinstance(value, dict):
+        named = [(f"{dotted}.{k}", v) for k, v in value.items()]
+    elif isinstance(value, tuple):
+        if len(value) < meta.get("min_items", 0):
+            raise ConfigError(
+                f"config: {dotted} must list at least {meta['min_items']} value, got an empty list"
+            )
+        named = [(dotted, v) for v in value]
+    else:
+        named = [(dotted, value)]
+    for name, v in named:
         if "choices" in meta and v not in meta["choices"]:
-            raise ConfigError(f"config: {dotted} must be one of {meta['choices']}, got {v!r}")
+            raise ConfigError(f"config: {name} must be one of {meta['choices']}, got {v!r}")
         for key, sym, holds in _BOUNDS:
             if key in meta and not holds(v, meta[key]):
-                raise ConfigError(f"config: {dotted} must be {sym} {meta[key]}, got {v!r}")
+                raise ConfigError(f"config: {name} must be {sym} {meta[key]}, got {v!r}")

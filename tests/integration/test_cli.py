@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 from tests.conftest import micro_env, run_micro
@@ -70,3 +71,49 @@ def test_home_that_is_a_file_is_refused(home: Path) -> None:
     result = run_micro(home, "--home", str(not_a_dir), "config", "show")
     assert result.returncode == 2
     assert "not a directory" in result.stderr
+
+
+def _one_line_exit_2(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_a_micro_toml_that_is_not_utf8_is_one_line_exit_2(home: Path) -> None:
+    (home / "micro.toml").write_bytes(b"[risk]\n# Verlustgrenze f\xfcr den Tag\n")
+    line = _one_line_exit_2(run_micro(home, "config", "show"))
+    assert "micro.toml: not UTF-8 text (byte 0xfc" in line and "save the file as UTF-8" in line
+
+
+def test_a_value_set_as_a_section_is_one_line_exit_2(home: Path) -> None:
+    line = _one_line_exit_2(run_micro(home, "config", "show", "--set", "data.instrument.x=1"))
+    assert "data.instrument is a value, not a section" in line
+
+
+def test_an_infinite_stop_loss_is_one_line_exit_2(home: Path) -> None:
+    (home / "micro.toml").write_text("[risk]\nstop_loss_pips = inf\n")
+    line = _one_line_exit_2(run_micro(home, "config", "show", "--format", "json"))
+    assert "risk.stop_loss_pips must be a finite number" in line
+
+
+def test_config_show_json_is_strict_json(home: Path) -> None:
+    (home / "micro.toml").write_text("[risk]\nmax_drawdown_pips = 1e300\n")
+    result = run_micro(home, "config", "show", "--format", "json")
+    assert result.returncode == 0, result.stderr
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"not JSON: {name}")
+
+    shown = json.loads(result.stdout, parse_constant=refuse)
+    assert shown["risk"]["max_drawdown_pips"] == 1e300
+
+
+def test_a_misspelt_environment_setting_is_warned_about(home: Path) -> None:
+    env = micro_env(home, MICRO_DATA_SESSION_BARS="100")
+    result = run_micro(home, "config", "show", "--format", "json", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "MICRO_DATA_SESSION_BARS is not a micro setting" in result.stderr
+    assert "did you mean MICRO_DATA__SESSION_BARS" in result.stderr
+    assert json.loads(result.stdout)["data"]["session_bars"] == 360
