@@ -405,6 +405,15 @@ def _log_summary(summary: dict[str, Any]) -> None:
             "no sessions: the candles are too short or too gappy for data.session_bars; add "
             "data or lower data.session_bars / data.min_session_range_pips"
         )
+        return
+    for split in (s for s in SPLITS if sessions[s] == 0):
+        log.warning(
+            "the %s split has 0 sessions: its span (less data.embargo_minutes) is too short or "
+            "too gappy for one session; add candles (appended bars fall into test), lower "
+            "data.session_bars / data.embargo_minutes, or change data.train_fraction/"
+            "validation_fraction and run `micro data prepare --resplit`",
+            split,
+        )
 
 
 def ensure_default_data(home: Home, config: Config) -> None:

@@ -243,3 +243,30 @@ def test_changing_only_the_demo_data_knobs_keeps_the_store_current() -> None:
     assert features_config_hash(replace(base, **{"data.session_bars": 120})) != (
         features_config_hash(base)
     )
+
+
+def test_prepare_warns_naming_each_split_left_without_sessions(home: Path) -> None:
+    assert run_micro(home, "data", "synth", "--days", "5", "--seed", "3").returncode == 0
+    result = run_micro(home, "data", "prepare")
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    assert "sessions train 13, validation 0, test 0" in output
+    for split in ("validation", "test"):
+        warned = [
+            line for line in output.splitlines() if f"the {split} split has 0 sessions" in line
+        ]
+        assert len(warned) == 1, output
+        assert "WARNING" in warned[0] and "lower data.session_bars" in warned[0]
+    assert "the train split has 0 sessions" not in output
+    roomy = run_micro(
+        home,
+        "data",
+        "prepare",
+        "--force",
+        "--set",
+        "data.embargo_minutes=0",
+        "--set",
+        "data.session_bars=120",
+    )
+    assert roomy.returncode == 0, roomy.stderr
+    assert "0 sessions" not in roomy.stdout + roomy.stderr
