@@ -17,8 +17,11 @@ client ids, and the most sends of one client id: a trader stuck re-sending an or
 there), refusals (the broker's reasons, most common first), faults (delivered, by kind),
 restarts (SIGKILLs), start_refusals (exits with status 2, e.g. a broker down at start-up),
 crashes (any other exit: must be 0), and the figures that must be 0: duplicate_trades (a trade
-opened at the broker while another was open), duplicate_orders (orders the broker refused
-because a trade with their client id already existed: an order sent again after it had filled),
+opened at the broker while another was open), duplicate_orders (orders sent under a client id
+whose trade the broker had already opened when the order reached it: sent again after it had
+filled; the broker refuses them), fenced_arrivals beside it (not a fault: a lost order that
+reached the broker after the order reusing its fenced client id had filled, refused by the
+broker as CLIENT_TRADE_ID_ALREADY_EXISTS: the fence at work),
 positions_without_broker_stop (an order sent without a stop-loss or a trade without one),
 journal_lines_unreadable, mismatches_at_end (the book's position versus the broker's open trades
 after the final stop, and an order still pending), identifier_leaks (files in the home holding
@@ -402,11 +405,15 @@ def measure(home: Path, fake: FakeOanda, options: SoakOptions) -> dict[str, Any]
     with fake.trade_lock:
         trades = [dict(t) for t in fake.account.trades + fake.closed_trades]
         open_trades = [dict(t) for t in fake.account.trades]
-        duplicate_orders = sum(
+        refused_as_taken = sum(
             1
             for t in fake.account.transactions
             if t.get("rejectReason") == "CLIENT_TRADE_ID_ALREADY_EXISTS"
         )
+        opened_at = dict(getattr(fake, "opened_at", {}))
+    duplicate_orders = sum(
+        1 for r in posts if _client_id(r) in opened_at and r.received > opened_at[_client_id(r)]
+    )  # sent after its client id's trade had opened (an order in flight before is the fence's)
     no_stop = sum(1 for r in posts if not ((r.body or {}).get("order") or {}).get("stopLossOnFill"))
     no_stop += sum(1 for t in trades if not (t.get("stopLossOrder") or {}).get("price"))
     no_stop += sum(1 for t in open_trades if t["stopLossOrder"].get("state") != "PENDING")
@@ -426,6 +433,7 @@ def measure(home: Path, fake: FakeOanda, options: SoakOptions) -> dict[str, Any]
         "broker_trades": len(trades),
         "duplicate_trades": duplicate_trades(trades),
         "duplicate_orders": duplicate_orders,
+        "fenced_arrivals": max(0, refused_as_taken - duplicate_orders),
         "positions_without_broker_stop": no_stop,
         "journal_lines": len(lines),
         "journal_lines_unreadable": unreadable,
@@ -434,6 +442,10 @@ def measure(home: Path, fake: FakeOanda, options: SoakOptions) -> dict[str, Any]
         "mismatches_at_end": mismatches(state, open_trades),
         "identifier_leaks": len(leaks(home, [options.token, options.account])),
     }
+
+
+def _client_id(request: Any) -> Any:
+    return ((request.body or {}).get("order") or {}).get("tradeClientExtensions", {}).get("id")
 
 
 def _reason(text: Any) -> str:

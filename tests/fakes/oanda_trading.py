@@ -105,9 +105,8 @@ def install_trading(fake: FakeOanda) -> None:
     fake.lose_orders = 0
     fake.lost_orders = []  # the Calls of orders lost on the way (what a late arrival carries out)
     fake.lost_arrive_first = False
-    fake.reuse_closed_client_ids = (
-        False  # True: a client id is refused only while its trade is open
-    )
+    fake.reuse_closed_client_ids = False  # True: refused only while the id's trade is open
+    fake.opened_at = {}  # client trade id -> time.monotonic() when its first trade opened
     fake.financing = 0.0  # account currency charged (−) or paid (+) on every close
     fake.order_answer_hook = None
     fake.request_times = []
@@ -385,6 +384,7 @@ def _order(fake: FakeOanda, call: Call) -> Any:
             },
         }
         account.trades.append(trade)
+        fake.opened_at.setdefault(client, time.monotonic())
         fill = {
             "id": fill_id,
             "type": "ORDER_FILL",

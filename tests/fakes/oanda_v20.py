@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
@@ -58,6 +59,7 @@ class RecordedRequest:
     query: dict[str, str]
     body: Any
     headers: dict[str, str]
+    received: float = field(default_factory=time.monotonic)  # when it reached the fake
 
 
 @dataclass
