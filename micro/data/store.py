@@ -93,15 +93,20 @@ def write_candles(
     """Insert `frame` (columns CANDLE_COLUMNS, ts naive UTC, unique, sorted) in one transaction.
 
     Bars already stored with identical values are skipped (re-importing changes nothing). A bar
-    stored with different values is a conflict: refused unless `replace`, then overwritten.
+    stored with different values is a conflict: refused unless `replace`. With `replace` every
+    stored bar in the frame's time range is removed first, widened by the whole-hour shift at
+    which the stored bars repeat the frame's (the same file imported before in another zone), so
+    no bar of the earlier reading is left beside the new one.
     """
     missing = [c for c in CANDLE_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"candle frame lacks columns {missing}")
     incoming = frame.loc[:, list(CANDLE_COLUMNS)]
+    step = max(1, len(incoming) // SHIFT_PROBES)
     con.execute("BEGIN TRANSACTION")
     try:
         con.register("incoming", incoming)
+        con.register("probe", incoming.iloc[::step])
         # Bars already stored with other values, computed once (imports can be millions of rows).
         con.execute(
             """
@@ -114,22 +119,40 @@ def write_candles(
             [instrument],
         )
         n_conflicts = int(one_row(con, "SELECT count(*) FROM conflicts")[0])
-        if n_conflicts:
-            if not replace:
-                first = one_row(
-                    con, "SELECT ts, stored_close, new_close FROM conflicts ORDER BY ts LIMIT 1"
-                )
-                ts = pd.Timestamp(first[0]).strftime("%Y-%m-%d %H:%M")
-                raise DataError(
-                    f"{n_conflicts} bar(s) conflict with bars already stored for {instrument}, "
-                    f"first at {ts} UTC (stored close {first[1]}, new close {first[2]}); "
-                    "pass --replace to overwrite them with the new file's values"
-                )
-            con.execute(
-                "DELETE FROM candles WHERE instrument = ? AND ts IN (SELECT ts FROM conflicts)",
-                [instrument],
+        shift = _zone_shift_hours(con, instrument) if n_conflicts or replace else 0
+        if n_conflicts and not replace:
+            first = one_row(
+                con, "SELECT ts, stored_close, new_close FROM conflicts ORDER BY ts LIMIT 1"
             )
-        before = _count(con, instrument)
+            ts = pd.Timestamp(first[0]).strftime("%Y-%m-%d %H:%M")
+            cause = (
+                f"the stored bars repeat the new ones {shift:+d} h away: this file was likely "
+                f"imported before in another zone; check --tz, then pass --replace to replace "
+                f"its whole range (the earlier reading's bars included)"
+                if shift
+                else "pass --replace to overwrite them with the new file's values"
+            )
+            raise DataError(
+                f"{n_conflicts} bar(s) conflict with bars already stored for {instrument}, "
+                f"first at {ts} UTC (stored close {first[1]}, new close {first[2]}); {cause}"
+            )
+        already = int(
+            one_row(
+                con,
+                "SELECT count(*) FROM incoming i "
+                "JOIN candles c ON c.instrument = ? AND c.ts = i.ts",
+                [instrument],
+            )[0]
+        )
+        identical = already - n_conflicts
+        removed = 0
+        if replace and len(incoming):
+            lo = incoming["ts"].iloc[0] + pd.Timedelta(hours=min(0, shift))
+            hi = incoming["ts"].iloc[-1] + pd.Timedelta(hours=max(0, shift))
+            window = [instrument, lo.to_pydatetime(), hi.to_pydatetime()]
+            where = "WHERE instrument = ? AND ts BETWEEN ? AND ?"
+            removed = int(one_row(con, f"SELECT count(*) FROM candles {where}", window)[0])
+            con.execute(f"DELETE FROM candles {where}", window)
         con.execute(
             """
             INSERT INTO candles
@@ -139,19 +162,47 @@ def write_candles(
             """,
             [instrument, instrument],
         )
-        inserted = _count(con, instrument) - before
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     finally:
         con.unregister("incoming")
+        con.unregister("probe")
         con.execute("DROP TABLE IF EXISTS conflicts")
     return CandleWrite(
-        inserted=inserted - n_conflicts if replace else inserted,
-        unchanged=len(incoming) - inserted,
-        replaced=n_conflicts if replace else 0,
+        inserted=len(incoming) - already,
+        unchanged=identical,
+        replaced=removed - identical if replace else 0,
     )
+
+
+# Bars of an import probed for a whole-hour shift against the stored ones, and the shifts tried.
+SHIFT_PROBES = 2000
+MAX_SHIFT_HOURS = 14
+
+
+def _zone_shift_hours(con: duckdb.DuckDBPyConnection, instrument: str) -> int:
+    """The whole-hour shift h (0: none) at which stored bars repeat most probed new bars' OHLC.
+
+    A file imported before in another zone is stored h hours away from the new reading; h counts
+    only when it explains at least half of the probed bars.
+    """
+    row = con.execute(
+        """
+        SELECT h, count(*) AS n
+        FROM probe p CROSS JOIN range(-?, ? + 1) r(h)
+        JOIN candles c ON c.instrument = ? AND c.ts = p.ts + to_hours(r.h)
+        WHERE r.h <> 0 AND abs(c.open - p.open) <= 1e-9 AND abs(c.high - p.high) <= 1e-9
+          AND abs(c.low - p.low) <= 1e-9 AND abs(c.close - p.close) <= 1e-9
+        GROUP BY h ORDER BY n DESC, abs(h) LIMIT 1
+        """,
+        [MAX_SHIFT_HOURS, MAX_SHIFT_HOURS, instrument],
+    ).fetchone()
+    probes = int(one_row(con, "SELECT count(*) FROM probe")[0])
+    if row is None or 2 * int(row[1]) < probes:
+        return 0
+    return int(row[0])
 
 
 def _count(con: duckdb.DuckDBPyConnection, instrument: str) -> int:

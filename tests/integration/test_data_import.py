@@ -7,6 +7,7 @@ beside the checkout (CI; `SHARED_DATA` in tests/conftest.py), on the real CADJPY
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -486,3 +487,39 @@ def test_a_huge_file_without_line_breaks_is_refused_at_once(home: Path, tmp_path
     assert "line 1: longer than 4096 bytes (no line break?)" in error_line(result)
     assert not (home / "data" / "market.duckdb").exists()
     assert not (home / "data" / "logs" / "data.log").exists()  # a refusal leaves no log file
+
+
+# ---------------------------------------------------------------- the same file in another zone
+
+
+@pytest.mark.parametrize(("first_tz", "shift"), [("UTC", "+3"), ("Etc/GMT-5", "-2")])
+def test_replace_after_another_zone_leaves_only_the_new_reading(
+    home: Path, tmp_path: Path, first_tz: str, shift: str
+) -> None:
+    path = tmp_path / "broker.csv"
+    utc = write_fx_weeks_mt4(path, "2022-07-10", 2, BROKER)  # UTC+3 in summer
+    wrong = run_micro(home, "data", "import", str(path), "--tz", first_tz)
+    assert wrong.returncode == 0, wrong.stderr
+    message = error_line(run_micro(home, "data", "import", str(path), "--tz", BROKER))
+    assert f"the stored bars repeat the new ones {shift} h away" in message
+    assert "imported before in another zone" in message and "check --tz" in message
+    assert stored(home, "GBP_JPY")["ts"].iloc[0] != utc[0]  # the refusal wrote nothing
+    fixed = run_micro(home, "data", "import", str(path), "--tz", BROKER, "--replace")
+    assert fixed.returncode == 0, fixed.stderr
+    assert stored(home, "GBP_JPY")["ts"].tolist() == list(utc)  # no bar of the first reading
+    counts = re.search(r"(\d+) new bars, (\d+) already stored, (\d+) replaced", fixed.stderr)
+    assert counts is not None, fixed.stderr
+    _, same, replaced = map(int, counts.groups())
+    assert same + replaced == len(utc)  # every bar of the first reading went
+
+
+def test_replace_keeps_the_bars_outside_the_file_range(home: Path, tmp_path: Path) -> None:
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    early = write_fx_weeks_mt4(first, "2022-07-10", 1, BROKER)
+    late = write_fx_weeks_mt4(second, "2022-07-17", 1, BROKER)
+    for path in (first, second):
+        assert run_micro(home, "data", "import", str(path), "--tz", BROKER).returncode == 0
+    again = run_micro(home, "data", "import", str(second), "--tz", BROKER, "--replace")
+    assert again.returncode == 0, again.stderr
+    assert "0 replaced" in again.stderr
+    assert stored(home, "GBP_JPY")["ts"].tolist() == [*early, *late]
