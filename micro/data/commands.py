@@ -47,7 +47,10 @@ def register(
         help="generic CSV header mapping, e.g. time=Date,open=O,high=H,low=L,close=C,volume=V",
     )
     imp.add_argument(
-        "--replace", action="store_true", help="overwrite stored bars whose values differ"
+        "--replace",
+        action="store_true",
+        help="replace every stored bar in the file's time range (widened by a whole-hour zone "
+        "shift of an earlier import of it) with the file's bars; default: refuse conflicts",
     )
     imp.set_defaults(handler=_import)
 
@@ -108,7 +111,11 @@ def register(
         help="multiplies the per-bar noise σ_base = 1.35 pips in every regime (default 1.0)",
     )
     syn.add_argument("--start", default="2022-01-03", help="first day (UTC, YYYY-MM-DD)")
-    syn.add_argument("--replace", action="store_true", help="overwrite stored bars that differ")
+    syn.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace every stored bar in the generated time range; default: refuse conflicts",
+    )
     syn.set_defaults(handler=_synth)
 
     prep = data_sub.add_parser(
