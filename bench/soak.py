@@ -17,11 +17,12 @@ client ids, and the most sends of one client id: a trader stuck re-sending an or
 there), refusals (the broker's reasons, most common first), faults (delivered, by kind),
 restarts (SIGKILLs), start_refusals (exits with status 2, e.g. a broker down at start-up),
 crashes (any other exit: must be 0), and the figures that must be 0: duplicate_trades (a trade
-opened at the broker while another was open), duplicate_orders (orders sent under a client id
-whose trade the broker had already opened when the order reached it: sent again after it had
-filled; the broker refuses them), fenced_arrivals beside it (not a fault: a lost order that
-reached the broker after the order reusing its fenced client id had filled, refused by the
-broker as CLIENT_TRADE_ID_ALREADY_EXISTS: the fence at work),
+opened at the broker while another was open), duplicate_orders (orders the trader sent under
+a client id after its journal held a fill of that id or OANDA's refusal of it as
+CLIENT_TRADE_ID_ALREADY_EXISTS: an order sent again after the trader knew it had filled),
+refused_as_taken beside it (every order the broker refused as CLIENT_TRADE_ID_ALREADY_EXISTS:
+a lost order arriving after its fenced reuse filled, or a reuse sent just as the lost order
+filled unseen; the fence at work, no position doubled),
 positions_without_broker_stop (an order sent without a stop-loss or a trade without one),
 journal_lines_unreadable, mismatches_at_end (the book's position versus the broker's open trades
 after the final stop, and an order still pending), identifier_leaks (files in the home holding
@@ -410,10 +411,6 @@ def measure(home: Path, fake: FakeOanda, options: SoakOptions) -> dict[str, Any]
             for t in fake.account.transactions
             if t.get("rejectReason") == "CLIENT_TRADE_ID_ALREADY_EXISTS"
         )
-        opened_at = dict(getattr(fake, "opened_at", {}))
-    duplicate_orders = sum(
-        1 for r in posts if _client_id(r) in opened_at and r.received > opened_at[_client_id(r)]
-    )  # sent after its client id's trade had opened (an order in flight before is the fence's)
     no_stop = sum(1 for r in posts if not ((r.body or {}).get("order") or {}).get("stopLossOnFill"))
     no_stop += sum(1 for t in trades if not (t.get("stopLossOrder") or {}).get("price"))
     no_stop += sum(1 for t in open_trades if t["stopLossOrder"].get("state") != "PENDING")
@@ -432,8 +429,8 @@ def measure(home: Path, fake: FakeOanda, options: SoakOptions) -> dict[str, Any]
         "refusals": dict(refusals.most_common(6)),
         "broker_trades": len(trades),
         "duplicate_trades": duplicate_trades(trades),
-        "duplicate_orders": duplicate_orders,
-        "fenced_arrivals": max(0, refused_as_taken - duplicate_orders),
+        "duplicate_orders": duplicate_orders(lines),
+        "refused_as_taken": refused_as_taken,
         "positions_without_broker_stop": no_stop,
         "journal_lines": len(lines),
         "journal_lines_unreadable": unreadable,
@@ -444,8 +441,21 @@ def measure(home: Path, fake: FakeOanda, options: SoakOptions) -> dict[str, Any]
     }
 
 
-def _client_id(request: Any) -> Any:
-    return ((request.body or {}).get("order") or {}).get("tradeClientExtensions", {}).get("id")
+def duplicate_orders(lines: list[dict[str, Any]]) -> int:
+    """Orders the trader sent under a client id after its journal held a fill of that id, or
+    the broker's refusal of it as already taken (an order sent again after it had filled)."""
+    known: set[str] = set()
+    count = 0
+    for line in lines:
+        client_id, kind = line.get("client_id"), line.get("kind")
+        if not isinstance(client_id, str):
+            continue
+        if kind == "order" and client_id in known:
+            count += 1
+        taken = kind == "rejected" and "already" in str(line.get("reason")).lower()
+        if kind == "fill" or (taken and "trade" in str(line.get("reason")).lower()):
+            known.add(client_id)
+    return count
 
 
 def _reason(text: Any) -> str:

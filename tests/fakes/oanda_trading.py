@@ -106,7 +106,6 @@ def install_trading(fake: FakeOanda) -> None:
     fake.lost_orders = []  # the Calls of orders lost on the way (what a late arrival carries out)
     fake.lost_arrive_first = False
     fake.reuse_closed_client_ids = False  # True: refused only while the id's trade is open
-    fake.opened_at = {}  # client trade id -> time.monotonic() when its first trade opened
     fake.financing = 0.0  # account currency charged (−) or paid (+) on every close
     fake.order_answer_hook = None
     fake.request_times = []
@@ -384,7 +383,6 @@ def _order(fake: FakeOanda, call: Call) -> Any:
             },
         }
         account.trades.append(trade)
-        fake.opened_at.setdefault(client, time.monotonic())
         fill = {
             "id": fill_id,
             "type": "ORDER_FILL",

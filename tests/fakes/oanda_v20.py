@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import ThreadingHTTPServer
@@ -59,7 +58,6 @@ class RecordedRequest:
     query: dict[str, str]
     body: Any
     headers: dict[str, str]
-    received: float = field(default_factory=time.monotonic)  # when it reached the fake
 
 
 @dataclass
