@@ -121,6 +121,8 @@ def test_watcher_scores_newest_first_records_broken_ones_and_stops_cleanly_on_si
     proc = start_watch(vhome)
     try:
         wait_for(lambda: all(report(vhome, e) for e in (50, 100, 150, 200)), proc)
+        # A report is written before its event line and the status that counts it.
+        wait_for(lambda: status(vhome).get("counts", {}).get("scored") == 2, proc)
         order = [e["episode"] for e in events(vhome) if e["event"] in ("scored", "failed")]
         assert order == [200, 150, 100, 50]  # newest first, then the older ones
         assert report(vhome, 200)["status"] == "failed" and "sidecar" in report(vhome, 200)["error"]
