@@ -161,8 +161,15 @@ def test_while_the_stream_is_down_the_trader_decides_on_rest_prices_and_journals
     assert "503" in saved["connection"]["stream"]["last_error"]
 
     fake.clear_faults()  # the stream comes back: decisions move to its prices
-    run_until_more(trader, lambda: journal(home, "bar")[-1].get("price_source") == "stream")
-    assert journal(home, "connection")[-1]["stream"]["state"] == "connected"
+    # The first stream price can reach a bar before the connection line is journaled (the
+    # stream thread reports its state, the trader's loop journals it): wait for both.
+    run_until_more(
+        trader,
+        lambda: (
+            journal(home, "bar")[-1].get("price_source") == "stream"
+            and journal(home, "connection")[-1]["stream"]["state"] == "connected"
+        ),
+    )
     trader.finish("test")
 
 
