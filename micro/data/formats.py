@@ -42,27 +42,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from micro.data.columns import (
+    PRICE_COLUMNS,
+    column_mapping,
+    find_field,
+    header_fields,
+    headerless_mapping,
+    is_headerless,
+    normalise_header,
+    sniff_delimiter,
+    split_header,
+    unique_names,
+)
+from micro.data.lines import check_line_lengths, head_lines
 from micro.errors import DataError
 
 FORMATS = ("mt4", "histdata", "oanda", "csv")
 
 DEFAULT_ZONES = {"mt4": "UTC", "histdata": "Etc/GMT+5", "oanda": "UTC", "csv": "UTC"}
 """Zone of each format's naive timestamps when no `--tz` is given."""
-
-PRICE_COLUMNS = ("open", "high", "low", "close")
-FIELDS = ("time", "date", "open", "high", "low", "close", "volume")
-
-# Header names recognised in generic CSV, normalised (lower case, letters and digits only),
-# in order of preference.
-HEADER_ALIASES: dict[str, tuple[str, ...]] = {
-    "time": ("time", "datetime", "timestamp", "gmttime", "localtime", "timeutc", "datetimeutc"),
-    "date": ("date", "day"),
-    "open": ("open", "o", "openprice", "openmid", "first"),
-    "high": ("high", "h", "highprice", "highmid", "max"),
-    "low": ("low", "l", "lowprice", "lowmid", "min"),
-    "close": ("close", "c", "closeprice", "closemid", "last"),
-    "volume": ("volume", "tickvol", "tickvolume", "vol", "v", "volumes", "ticks"),
-}
 
 # Timestamp layouts tried on generic CSV, first match wins ("ISO8601" is pandas' lenient ISO
 # parser: it also reads 2022.01.03 00:00 and 20220103 170000). Day-first before month-first.
@@ -84,7 +82,6 @@ TIME_LAYOUTS = (
 
 _MT4_LINE = re.compile(r"^\d{4}\.\d{2}\.\d{2}[,\t ]\d{2}:\d{2}(:\d{2})?[,\t]")
 _HISTDATA_LINE = re.compile(r"^\d{8} \d{6}[;,]")
-_HEADERLESS_LINE = re.compile(r"^\d{4}[-./]?\d{2}[-./]?\d{2}")  # a data row, not a header
 _OANDA_CSV_HEADERS = (
     ("time", "open", "high", "low", "close", "volume"),
     ("time", "o", "h", "l", "c", "volume"),
@@ -93,9 +90,6 @@ _OFFSET_ZONE = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?$", re.
 # An IANA zone's wall clock moved by whole hours: America/New_York+7 is MT4 broker server time.
 _SHIFTED_ZONE = re.compile(r"^([A-Za-z_]+/[A-Za-z_/]+)([+-]\d{1,2})$")
 _SAMPLE_ROWS = 2000
-MAX_LINE_BYTES = 4096
-"""The longest line a candle file may have; a longer one is not a candle row (no line breaks?)."""
-_CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -122,53 +116,6 @@ class RawCandles:
 # ---------------------------------------------------------------- detection and dispatch
 
 
-def head_lines(path: Path, count: int = 5) -> list[str]:
-    """The first `count` non-blank lines of `path` (BOM and line ends stripped)."""
-    lines: list[str] = []
-    try:
-        with open(path, encoding="utf-8-sig", errors="replace") as fh:
-            for line in fh:
-                if line.strip():
-                    lines.append(line.rstrip("\r\n"))
-                if len(lines) >= count:
-                    break
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read the file ({exc.strerror})") from None
-    return lines
-
-
-def check_line_lengths(path: Path, limit: int = MAX_LINE_BYTES) -> None:
-    """Refuse a text file with a line longer than `limit` bytes, reading 1 MiB at a time.
-
-    JSON (OANDA's response, often one line) is exempt: its first byte is `{` or `[`.
-    """
-    line, length = 1, 0
-    try:
-        with open(path, "rb") as fh:
-            while chunk := fh.read(_CHUNK_BYTES):
-                if line == 1 and length == 0 and chunk.lstrip()[:1] in (b"{", b"["):
-                    return
-                pieces = chunk.split(b"\n")
-                if length + len(pieces[0]) <= limit and max(map(len, pieces)) <= limit:
-                    line, length = (
-                        line + len(pieces) - 1,
-                        len(pieces[-1]) + (length if len(pieces) == 1 else 0),
-                    )
-                    continue
-                for i, piece in enumerate(pieces):
-                    length += len(piece)
-                    if length > limit:
-                        raise DataError(
-                            f"{path}, line {line}: longer than {limit} bytes (no line break?); "
-                            "a candle file has one bar per line: check that it is a text export "
-                            "with line breaks (nothing was imported)"
-                        )
-                    if i < len(pieces) - 1:
-                        line, length = line + 1, 0
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read the file ({exc.strerror})") from None
-
-
 def detect_format(path: Path) -> str:
     """The format of `path` from its first lines; a DataError listing the formats if unknown."""
     lines = head_lines(path)
@@ -181,15 +128,15 @@ def detect_format(path: Path) -> str:
         return "mt4"
     if _HISTDATA_LINE.match(first):
         return "histdata"
-    if _header_fields(first) in _OANDA_CSV_HEADERS:
+    if header_fields(first) in _OANDA_CSV_HEADERS:
         return "oanda"
-    sep = _sniff_delimiter(first)
-    if sep is not None and _is_headerless(first, sep):
+    sep = sniff_delimiter(first)
+    if sep is not None and is_headerless(first, sep):
         return "csv"
     if any(ch.isalpha() for ch in first) and sep is not None:
-        names = [_normalise(h) for h in _split_header(first, _sniff_delimiter(first) or ",")]
-        if _find(names, "open") is not None and (
-            _find(names, "time") is not None or _find(names, "date") is not None
+        names = [normalise_header(h) for h in split_header(first, sniff_delimiter(first) or ",")]
+        if find_field(names, "open") is not None and (
+            find_field(names, "time") is not None or find_field(names, "date") is not None
         ):
             return "csv"
     raise DataError(
@@ -273,7 +220,7 @@ def parse_mt4(path: Path, zone: dt.tzinfo, zone_name: str) -> RawCandles:
     first = head_lines(path, 1)[0]
     if first.lstrip().upper().startswith("<DATE>"):
         return parse_csv(path, zone, zone_name, columns=None, fmt="mt4")
-    sep = _sniff_delimiter(first, candidates=(",", "\t", ";")) or ","
+    sep = sniff_delimiter(first, candidates=(",", "\t", ";")) or ","
     layout = "YYYY.MM.DD,HH:MM,open,high,low,close,volume"
     date_and_time_in_one = " " in first.split(sep)[0].strip()
     names = ["datetime"] if date_and_time_in_one else ["date", "time"]
@@ -393,22 +340,22 @@ def parse_csv(
     header) or from common header names; a file without a header is read by its field count.
     """
     header = head_lines(path, 1)[0]
-    sep = _sniff_delimiter(header)
+    sep = sniff_delimiter(header)
     if sep is None:
         raise DataError(
             f"{path}, line 1: no comma, semicolon or tab in {header[:60]!r}; a CSV needs "
             "delimited fields such as time,open,high,low,close,volume"
         )
-    has_header = not _is_headerless(header, sep)
+    has_header = not is_headerless(header, sep)
     if has_header:
-        headers = _split_header(header, sep)
-        mapping = _column_mapping(path, headers, columns)
+        headers = split_header(header, sep)
+        mapping = column_mapping(path, headers, columns)
     else:
         headers = [str(i + 1) for i in range(len(header.split(sep)))]
-        clock = re.match(r"^\d{1,2}:\d{2}", _split_header(header, sep)[1]) is not None
-        mapping = _headerless_mapping(path, headers, columns, clock)
+        clock = re.match(r"^\d{1,2}:\d{2}", split_header(header, sep)[1]) is not None
+        mapping = headerless_mapping(path, headers, columns, clock)
     text_columns = [headers[i] for key, i in mapping.items() if key in ("time", "date")]
-    names = _unique_names(headers)
+    names = unique_names(headers)
     text_columns = [names[headers.index(h)] for h in text_columns]
     price_columns = [
         names[mapping[k]] for k in ("open", "high", "low", "close", "volume") if k in mapping
@@ -606,112 +553,3 @@ def _try_layout(text: pd.Series, layout: str) -> pd.Series | None:
             return pd.to_datetime(text, format=layout, errors="coerce", utc=True)
         except ValueError:
             return None
-
-
-def _column_mapping(path: Path, headers: list[str], columns: str | None) -> dict[str, int]:
-    """Field -> header index, from `--columns time=Date,...` or recognised header names."""
-    mapping: dict[str, int] = {}
-    if columns:
-        lookup = {h.strip().lower(): i for i, h in enumerate(headers)}
-        for item in columns.split(","):
-            key, sep, header = item.partition("=")
-            key, header = key.strip().lower(), header.strip()
-            if not sep or key not in FIELDS:
-                raise DataError(
-                    f"--columns {item.strip()!r}: expected FIELD=HEADER with FIELD one of "
-                    f"{', '.join(FIELDS)}, e.g. --columns time=Date,open=O,high=H,low=L,close=C"
-                )
-            if header.lower() not in lookup:
-                raise DataError(
-                    f"--columns {key}={header}: {path} has no column {header!r} (its header: "
-                    f"{', '.join(headers)})"
-                )
-            mapping[key] = lookup[header.lower()]
-    names = [_normalise(h) for h in headers]
-    for key in FIELDS:
-        if key not in mapping and (found := _find(names, key)) is not None:
-            if found not in mapping.values():
-                mapping[key] = found
-    if "time" not in mapping and "date" not in mapping:
-        missing = ["time"]
-    else:
-        missing = [k for k in PRICE_COLUMNS if k not in mapping]
-    if missing:
-        raise DataError(
-            f"{path}, line 1: no column for {', '.join(missing)} in the header "
-            f"({', '.join(headers)}); map them, e.g. --columns time=Date,open=O,high=H,low=L,"
-            "close=C,volume=V"
-        )
-    return mapping
-
-
-_HEADERLESS_COLUMNS = {
-    7: ("date", "time", "open", "high", "low", "close", "volume"),
-    6: ("time", "open", "high", "low", "close", "volume"),
-    5: ("time", "open", "high", "low", "close"),
-}
-
-
-def _is_headerless(line: str, sep: str) -> bool:
-    """True when line 1 is already a data row: a date first and at least four numbers after."""
-    fields = _split_header(line, sep)
-    numbers = sum(re.fullmatch(r"[-+]?\d+(\.\d*)?([eE][-+]?\d+)?", f) is not None for f in fields)
-    return bool(_HEADERLESS_LINE.match(fields[0])) and numbers >= 4
-
-
-def _headerless_mapping(
-    path: Path, numbers: list[str], columns: str | None, second_is_clock: bool
-) -> dict[str, int]:
-    """Field -> column index of a file without a header: by `--columns` or its field count."""
-    if columns:
-        return _column_mapping(path, numbers, columns)
-    known = _HEADERLESS_COLUMNS.get(len(numbers))
-    if second_is_clock and len(numbers) in (6, 7):  # date, time, prices (and volume)
-        known = ("date", "time", "open", "high", "low", "close", "volume")[: len(numbers)]
-    if known is None:
-        raise DataError(
-            f"{path}, line 1: no header and {len(numbers)} fields; map them by column number, "
-            "e.g. --columns date=1,time=2,open=3,high=4,low=5,close=6,volume=7"
-        )
-    return {key: i for i, key in enumerate(known)}
-
-
-def _find(names: list[str], key: str) -> int | None:
-    for alias in HEADER_ALIASES[key]:
-        if alias in names:
-            return names.index(alias)
-    return None
-
-
-def _normalise(header: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", header.lower())
-
-
-def _header_fields(line: str) -> tuple[str, ...]:
-    sep = _sniff_delimiter(line) or ","
-    return tuple(h.strip().lower() for h in _split_header(line, sep))
-
-
-def _split_header(line: str, sep: str) -> list[str]:
-    return [h.strip().strip('"').strip("'").strip() for h in line.split(sep)]
-
-
-def _unique_names(headers: list[str]) -> list[str]:
-    """Column names for read_csv: the headers, made unique and never empty."""
-    seen: dict[str, int] = {}
-    out = []
-    for i, h in enumerate(headers):
-        name = h or f"column{i + 1}"
-        if name in seen:
-            seen[name] += 1
-            name = f"{name}.{seen[name]}"
-        else:
-            seen[name] = 0
-        out.append(name)
-    return out
-
-
-def _sniff_delimiter(line: str, candidates: tuple[str, ...] = (",", ";", "\t")) -> str | None:
-    counts = {c: line.count(c) for c in candidates}
-    best = max(counts, key=lambda c: counts[c])
-    return best if counts[best] > 0 else None

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from micro.data import formats
+from micro.data import formats, lines
 from micro.errors import DataError
 
 
@@ -300,9 +300,9 @@ def test_csv_without_a_header_maps_columns_by_number(tmp_path: Path) -> None:
 
 def test_a_line_over_the_limit_is_refused_wherever_it_lies(tmp_path: Path) -> None:
     rows = "2022.01.03,00:00,1,1,1,1,1\n" * 50_000  # the long line starts past the first MiB
-    path = write(tmp_path, "long.csv", rows + "x" * (formats.MAX_LINE_BYTES + 1) + "\n")
+    path = write(tmp_path, "long.csv", rows + "x" * (lines.MAX_LINE_BYTES + 1) + "\n")
     with pytest.raises(DataError, match=r"line 50001: longer than 4096 bytes \(no line break\?\)"):
         formats.parse(path, "auto")
-    formats.check_line_lengths(write(tmp_path, "ok.csv", rows))  # short lines pass
+    lines.check_line_lengths(write(tmp_path, "ok.csv", rows))  # short lines pass
     one_line_json = write(tmp_path, "c.json", json.dumps({"candles": [{}] * 5000}))
-    formats.check_line_lengths(one_line_json)  # OANDA's one-line JSON is exempt
+    lines.check_line_lengths(one_line_json)  # OANDA's one-line JSON is exempt
