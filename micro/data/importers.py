@@ -18,7 +18,8 @@ import pandas as pd
 
 from micro import instruments
 from micro.data import formats, store, weeks
-from micro.data.formats import PRICE_COLUMNS, RawCandles
+from micro.data.columns import PRICE_COLUMNS
+from micro.data.formats import RawCandles
 from micro.errors import DataError
 from micro.logs import setup_logging
 from micro.runtime import Context
