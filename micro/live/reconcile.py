@@ -244,12 +244,7 @@ class Reconciler:
         elif self.journal.fill_of(trade.trade_id, None) is not None:
             self.lift_fence(lost.client_id, "booked before")  # never booked twice
         elif position is None:
-            self.lost = None
-            self.journal.record(
-                "reconcile", client_id=lost.client_id, found=True, late=True,
-                trade_id=trade.trade_id, state=trade.state,
-            )  # fmt: skip
-            self._adopt_order(lost, trade, bar, "late")
+            self._adopt_late(lost, trade, bar)
         # else the book holds another trade: the comparison with the broker's open trades
         # halts entries on it (a mismatch); the fence stays until the book is flat
 
@@ -278,6 +273,15 @@ class Reconciler:
             return
         self.lost = None
         self.journal.record("reconcile", event="fence_lifted", client_id=client_id, how=how)
+
+    def _adopt_late(self, lost: PendingOrder, trade: BrokerTrade, bar: Candle) -> None:
+        """The lost order's trade found after all (a late fill) while the book is flat: book it."""
+        self.lost = None
+        self.journal.record(
+            "reconcile", client_id=lost.client_id, found=True, late=True,
+            trade_id=trade.trade_id, state=trade.state,
+        )  # fmt: skip
+        self._adopt_order(lost, trade, bar, "late")
 
     def _adopt_order(self, order: PendingOrder, trade: BrokerTrade, bar: Candle, how: str) -> None:
         decision_bar = order.candle()
@@ -388,12 +392,7 @@ class Reconciler:
         flat = self.book.position is None and pending is None
         lost = self.lost
         if flat and lost is not None and trade.client_id == lost.client_id:
-            self.lost = None
-            self.journal.record(
-                "reconcile", client_id=lost.client_id, found=True, late=True,
-                trade_id=trade.trade_id, state=trade.state,
-            )  # fmt: skip
-            self._adopt_order(lost, trade, bar, "late")
+            self._adopt_late(lost, trade, bar)
             return None
         known = self.journal.fill_of(trade.trade_id, trade.client_id) or self._ordered(
             trade.client_id
