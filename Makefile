@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(BIN)/$(PIP) --upgrade pip
 	# torch first and pinned: the CPU build, not gigabytes of CUDA.
 	$(BIN)/$(PIP) torch==2.13.0
-	$(BIN)/$(PIP) -e '.[test]'
+	$(BIN)/$(PIP) -e '.[test,ray]'
 	@touch $(STAMP)
 
 up: $(STAMP)
@@ -47,7 +47,7 @@ lock:
 	$(PYTHON) -m venv "$$tmp/venv"; \
 	"$$tmp/venv/bin/python" -m pip install --quiet --upgrade pip; \
 	"$$tmp/venv/bin/python" -m pip install --quiet torch==2.13.0; \
-	"$$tmp/venv/bin/python" -m pip install --quiet -e '.[test]'; \
+	"$$tmp/venv/bin/python" -m pip install --quiet -e '.[test,ray]'; \
 	{ echo "# Every dependency of micro and its test extras, direct and transitive, as resolved"; \
 	  echo "# by \`make lock\` on $$("$$tmp/venv/bin/python" --version). Do not edit; run \`make lock\`."; \
 	  "$$tmp/venv/bin/python" -m pip freeze --all --exclude micro | sed -E 's/\+[A-Za-z0-9.]+$$//'; \
