@@ -55,7 +55,7 @@ def test_ci_runs_make_test() -> None:
 
 def test_makefile_installs_pinned_torch_before_the_package() -> None:
     text = (REPO / "Makefile").read_text()
-    assert text.index("torch==2.13.0") < text.index("-e '.[test]'")
+    assert text.index("torch==2.13.0") < text.index("-e '.[test,ray]'")
 
 
 def test_make_installs_every_package_from_the_constraints_file() -> None:
