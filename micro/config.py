@@ -26,7 +26,7 @@ from micro.redaction import REDACTED
 
 ENV_PREFIX = "MICRO_"
 # MICRO_* variables that are read elsewhere and are no config setting (not warned about).
-ENV_NOT_SETTINGS = frozenset({"MICRO_HOME", "MICRO_SERVICE"})
+ENV_NOT_SETTINGS = frozenset({"MICRO_HOME", "MICRO_SERVICE", "MICRO_ALERT_URLS"})
 CONFIG_FILE = "micro.toml"
 SECRET_KEYS = frozenset({"account", "token"})
 
@@ -346,6 +346,27 @@ class RiskConfig:
 
 
 @dataclass(frozen=True)
+class AlertsConfig:
+    """Alerts (`micro.alerts`): the targets are apprise URLs in env MICRO_ALERT_URLS only (they
+    hold tokens), never in micro.toml; without that variable no alert is sent."""
+
+    max_per_hour: int = _f(30, ge=1, le=10_000)
+    """Alerts sent by one service in any rolling hour; the rest are counted and said in the next."""
+    dedupe_seconds: float = _f(600.0, ge=0.0, le=7 * 86_400.0)
+    """An alert with the same key as one sent this recently is dropped (seconds)."""
+    disconnect_seconds: float = _f(120.0, gt=0.0, le=86_400.0)
+    """The live trader alerts once its broker link has been down this long (seconds)."""
+    timeout_seconds: float = _f(10.0, gt=0.0, le=300.0)
+    """Connect and read timeout of each delivery to a target (seconds)."""
+    restart_loop_restarts: int = _f(3, ge=1, le=1000)
+    """`micro up` restarting one service this many times within `restart_loop_seconds` is a loop."""
+    restart_loop_seconds: float = _f(900.0, gt=0.0, le=86_400.0)
+    """The window of that restart count (seconds)."""
+    daily_summary: bool = True
+    """The live trader sends a summary when the FX trading day rolls (21:00 UTC)."""
+
+
+@dataclass(frozen=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     features: FeaturesConfig = field(default_factory=FeaturesConfig)
@@ -356,6 +377,7 @@ class Config:
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     live: LiveConfig = field(default_factory=LiveConfig)
     risk: RiskConfig = field(default_factory=RiskConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
     def spread_pips(self, instrument: str | None = None) -> float:
         """Spread (pips) of `instrument` (default: the configured one) from the table."""

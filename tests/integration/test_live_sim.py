@@ -172,6 +172,7 @@ def test_sigterm_finishes_the_bar_writes_the_state_and_exits_0(home: Path) -> No
         "validation",
         "live",
         "risk",
+        "alerts",
     }
     assert lines[-1]["kind"] == "stop"
     state = json.loads((home / "live" / "state.json").read_text())
