@@ -8,8 +8,10 @@ from typing import Any
 
 import duckdb
 import numpy as np
+import pandas as pd
 
 from micro.config import Config
+from micro.data import weeks
 from micro.data.sessions import SPLITS, gap_summary
 from micro.data.stamp import candles_fingerprint, staleness
 from micro.data.store import connect, get_meta, instruments
@@ -72,6 +74,7 @@ def store_report(store_path: Path, config: Config) -> dict[str, Any]:
             "largest_minutes": gaps.largest_gap_minutes,
             "weekly_closes": gaps.weekly_closes,
         },
+        "weeks": week_report(ts),
         "prepared": prepared,
         "current": reason is None,
         "stale_reason": reason,
@@ -80,6 +83,34 @@ def store_report(store_path: Path, config: Config) -> dict[str, Any]:
         "sessions": sessions,
         "splits": splits,
         "feature_scaling": scaling,
+    }
+
+
+def week_report(ts: np.ndarray) -> dict[str, Any]:
+    """The weekly opens and closes as found in bar times `ts` [T] (s UTC), against the FX week.
+
+    Every open and close (one per week the span holds whole), their commonest weekday times,
+    those more than `weeks.DEVIATION_HOURS` from the FX week's (Sunday/Friday 17:00 New York),
+    and the whole-hour shift of the store's times (0: they sit on the FX week).
+    """
+    fit = weeks.week_fit(pd.Series(pd.to_datetime(ts, unit="s")))
+
+    def edge(e: weeks.Edge) -> dict[str, Any]:
+        return {
+            "kind": e.kind,
+            "at": f"{e.at:%Y-%m-%d %H:%M}",
+            "weekday_time": f"{e.at:%a %H:%M}",
+            "off_hours": round(e.error_hours, 3),
+        }
+
+    return {
+        "opens": [edge(e) for e in fit.opens],
+        "closes": [edge(e) for e in fit.closes],
+        "typical_opens": [[when, n] for when, n in fit.typical("open")],
+        "typical_closes": [[when, n] for when, n in fit.typical("close")],
+        "deviating": [edge(e) for e in fit.deviating()],
+        "tolerance_hours": weeks.DEVIATION_HOURS,
+        "shift_hours": fit.shift_hours,
     }
 
 
@@ -114,8 +145,44 @@ def _human(report: dict[str, Any]) -> str:
         f"bars         {report['bars']:,}",
         f"gaps         {gaps['count']} over {gaps['over_minutes']} min inside trading weeks "
         f"(largest {gaps['largest_minutes']:g} min); {gaps['weekly_closes']} weekly closes",
+        *_week_lines(report["weeks"]),
         f"features     {state}",
         f"sessions     train {sessions['train']}, validation {sessions['validation']}, "
         f"test {sessions['test']} ({report['session_bars']} bars each)",
     ]
     return "\n".join(lines)
+
+
+def _week_lines(found: dict[str, Any]) -> list[str]:
+    """'weeks  opens Sun 21:03 (4), closes Fri 20:59 (5) UTC; ...' and the weeks that deviate."""
+    if not found["opens"] and not found["closes"]:
+        return ["weeks        no weekly open or close in the span (no whole weekend stored)"]
+    parts = []
+    for key, label in (("typical_opens", "opens"), ("typical_closes", "closes")):
+        if found[key]:
+            parts.append(f"{label} " + ", ".join(f"{when} ({n})" for when, n in found[key]))
+    shift = found["shift_hours"]
+    if shift:
+        verdict = (
+            f"they sit {abs(shift)} h {'late' if shift > 0 else 'early'} of the FX week "
+            "(Sun/Fri 17:00 New York): a file imported in the wrong zone? re-import it with "
+            "the right --tz and --replace"
+        )
+    else:
+        verdict = "on the FX week (Sun/Fri 17:00 New York)"
+    lines = [f"weeks        {'; '.join(parts)} UTC: {verdict}"]
+    deviating = found["deviating"]
+    for e in deviating[:_SHOWN_DEVIATIONS]:
+        lines.append(
+            f"             {e['kind']} {e['at']} ({e['weekday_time'][:3]}) UTC is "
+            f"{abs(e['off_hours']):.1f} h {'late' if e['off_hours'] > 0 else 'early'}"
+        )
+    if len(deviating) > _SHOWN_DEVIATIONS:
+        lines.append(
+            f"             and {len(deviating) - _SHOWN_DEVIATIONS} more open(s)/close(s) "
+            f"over {found['tolerance_hours']:g} h off (`micro data info --json` lists them)"
+        )
+    return lines
+
+
+_SHOWN_DEVIATIONS = 5

@@ -22,6 +22,9 @@ NEW_YORK = zoneinfo.ZoneInfo("America/New_York")
 BROKER_ZONE = "America/New_York+7"
 """MT4 brokers' server time: New York wall clock + 7 h (UTC+2 winter, UTC+3 summer)."""
 
+DEVIATION_HOURS = 0.5
+"""An open or close further than this from the FX week's is a week that deviates (a holiday,
+a data hole, a shifted zone); a few minutes late is the thin first minute of a week."""
 _WEEKEND_GAP = pd.Timedelta(hours=24)
 _REACH = pd.Timedelta(hours=14)  # an edge this far from the FX week's is not a weekly edge
 _HOUR = pd.Timedelta(hours=1)
@@ -55,7 +58,9 @@ class WeekFit:
         """The whole hours the file's times sit late (+) or early (-) of UTC; 0 when right.
 
         A late open or an early close is common (a thin first minute, a holiday), so only an
-        open found early, a close found late, or a median error of 1.5 h or more counts.
+        open found early, a close found late, or (with opens or closes only) a median error of
+        1.5 h or more counts. With both, a file shifted early shows early opens and one shifted
+        late late closes: a holiday's early close beside on-time opens is no shift.
         """
         if not self.edges:
             return 0
@@ -65,9 +70,27 @@ class WeekFit:
         closes = [e.error_hours for e in self.closes]
         early_open = bool(opens) and float(np.median(opens)) < -0.5
         late_close = bool(closes) and float(np.median(closes)) > 0.5
+        if opens and closes:
+            if not (early_open or late_close):
+                return 0
+            median = float(np.median(opens if early_open else closes))
         if early_open or late_close or abs(median) >= 1.5:
             return int(np.round(median)) or (1 if median > 0 else -1)
         return 0
+
+    def typical(self, kind: str, most: int = 2) -> list[tuple[str, int]]:
+        """The `most` commonest weekday times of the opens or closes ('Sun 21:03', count).
+
+        Two, because the FX week's UTC times move by an hour with daylight saving.
+        """
+        edges = self.opens if kind == "open" else self.closes
+        return Counter(f"{e.at:%a %H:%M}" for e in edges).most_common(most)
+
+    def deviating(self, tolerance_hours: float = DEVIATION_HOURS) -> list[Edge]:
+        """The opens and closes further than `tolerance_hours` from the FX week's, in time order."""
+        return sorted(
+            (e for e in self.edges if abs(e.error_hours) > tolerance_hours), key=lambda e: e.at
+        )
 
     def describe(self) -> str:
         """'weeks run Mon 00:03 -> Fri 23:59 UTC (3 opens, 4 closes)' as found."""

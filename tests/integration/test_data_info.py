@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from micro.data.store import connect
 from tests.conftest import run_micro
+from tests.samples.make_samples import write_fx_weeks_mt4
 
 
 def _info(home: Path, *extra: str) -> dict:
@@ -73,3 +75,79 @@ def test_info_for_an_instrument_without_candles_lists_what_the_store_holds(
     assert report["bars"] == 0 and report["instruments"] == ["GBP_JPY"]
     human = run_micro(synthesised, "data", "info", "--set", "data.instrument=EUR_JPY")
     assert human.returncode == 0 and "also stored  GBP_JPY" in human.stdout
+
+
+# ---------------------------------------------------------------- the weekly open and close
+
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"  # see tests/samples/make_samples.py
+EURUSD = "EURUSD_M1_2022_mt4.csv"
+BROKER = "America/New_York+7"  # MT4 broker server time
+
+
+def _imported(home: Path, path: Path, *args: str) -> None:
+    result = run_micro(home, "data", "import", str(path), *args)
+    assert result.returncode == 0, result.stderr
+
+
+def test_info_shows_the_real_files_weekly_open_and_close_on_the_fx_week(
+    home: Path, shared_data: Path
+) -> None:
+    _imported(home, shared_data / EURUSD, "--instrument", "EUR_USD", "--tz", BROKER)
+    found = _info(home, "--set", "data.instrument=EUR_USD")["weeks"]
+    assert found["typical_opens"] == [["Sun 21:03", 4]]
+    assert found["typical_closes"] == [["Fri 20:59", 5]]
+    assert [e["at"] for e in found["opens"]][0] == "2022-09-25 21:03"
+    assert found["deviating"] == [] and found["shift_hours"] == 0
+    human = run_micro(home, "data", "info", "--set", "data.instrument=EUR_USD").stdout
+    assert "weeks        opens Sun 21:03 (4); closes Fri 20:59 (5) UTC: on the FX week" in human
+
+
+def test_info_shows_every_week_of_a_file_imported_in_the_wrong_zone_as_deviating(
+    home: Path, shared_data: Path
+) -> None:
+    _imported(home, shared_data / EURUSD, "--instrument", "EUR_USD", "--tz", "UTC")
+    found = _info(home, "--set", "data.instrument=EUR_USD")["weeks"]
+    assert found["typical_opens"] == [["Mon 00:03", 4]] and found["shift_hours"] == 3
+    assert len(found["deviating"]) == 9
+    assert {e["off_hours"] for e in found["deviating"]} == {
+        3.05,
+        2.983,
+    }  # opens 21:03, closes 20:59, 3 h late
+    human = run_micro(home, "data", "info", "--set", "data.instrument=EUR_USD").stdout
+    assert "they sit 3 h late of the FX week" in human and "--tz and --replace" in human
+    assert "close 2022-08-19 23:59 (Fri) UTC is 3.0 h late" in human
+    assert "and 4 more open(s)/close(s) over 0.5 h off" in human
+
+
+def test_info_on_the_shipped_sample_finds_no_weekend(home: Path) -> None:
+    _imported(home, SAMPLES / "GBPJPY_M1_synth_mt4.csv", "--tz", "Etc/GMT-2")
+    found = _info(home)["weeks"]
+    assert found["opens"] == [] and found["closes"] == [] and found["shift_hours"] == 0
+    human = run_micro(home, "data", "info").stdout
+    assert "weeks        no weekly open or close in the span" in human
+
+
+def test_info_names_a_week_that_closed_early(home: Path, tmp_path: Path) -> None:
+    """Two FX weeks in UTC; the first closes 3 h early, as before a holiday."""
+    path = tmp_path / "weeks.csv"
+    utc = write_fx_weeks_mt4(path, "2022-12-11", 2)
+    early = utc[0] + pd.Timedelta(days=5) - pd.Timedelta(hours=3)  # Friday 19:00 UTC
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text(
+        "".join(
+            line
+            for t, line in zip(utc, lines, strict=True)
+            if not early <= t < early + pd.Timedelta(hours=3)
+        )
+    )
+    _imported(home, path)
+    found = _info(home)["weeks"]
+    assert found["typical_opens"] == [
+        ["Sun 22:00", 1]
+    ]  # the first bar opens no gap and found["shift_hours"] == 0
+    assert found["deviating"] == [
+        {"kind": "close", "at": "2022-12-16 19:00", "weekday_time": "Fri 19:00", "off_hours": -3.0}
+    ]
+    human = run_micro(home, "data", "info").stdout
+    assert "on the FX week" in human and "close 2022-12-16 19:00 (Fri) UTC is 3.0 h early" in human

@@ -43,3 +43,15 @@ def test_broker_zone_is_new_york_plus_seven_hours() -> None:
     assert formats.zone_shift("Etc/GMT+5") == ("Etc/GMT+5", 0)
     assert formats.zone_offset_hours(weeks.BROKER_ZONE, pd.Timestamp("2022-07-01")) == 3
     assert formats.zone_offset_hours(weeks.BROKER_ZONE, pd.Timestamp("2022-01-03")) == 2
+
+
+def test_a_holiday_early_close_beside_on_time_opens_is_no_shift() -> None:
+    """Christmas week: Friday closes 3 h early; with one open and one close the median was -1.5."""
+    times = fx_week_times("2022-12-18", 2)
+    friday = times[0] + pd.Timedelta(days=5)
+    holiday = (times >= friday - pd.Timedelta(hours=3)) & (times < friday)
+    fit = weeks.week_fit(pd.Series(times[~holiday]))
+    assert [round(e.error_hours) for e in fit.edges] == [-3, 0]
+    assert fit.shift_hours == 0
+    assert [e.kind for e in fit.deviating()] == ["close"]
+    assert fit.typical("open") == [(f"{times[0]:%a %H:%M}", 1)]
