@@ -135,6 +135,9 @@ def validator_status_path(home: Home) -> Path:
 JOURNAL = "journal.jsonl"
 LIVE_STATE = "state.json"
 KILL = "KILL"  # present: the live trader flattens and halts entries
+PAUSE = "PAUSE"  # present: no new entries; the position keeps its stop (`micro live pause`)
+RESET_HALT = "RESET_HALT"  # present: the trader clears its drawdown halt once and removes it
+LIVE_PAGE = "index.html"  # the live page, rewritten by the trader (`micro.live.page`)
 
 
 def journal_path(home: Home) -> Path:
@@ -147,6 +150,18 @@ def live_state_path(home: Home) -> Path:
 
 def kill_path(home: Home) -> Path:
     return home.live / KILL
+
+
+def pause_path(home: Home) -> Path:
+    return home.live / PAUSE
+
+
+def reset_halt_path(home: Home) -> Path:
+    return home.live / RESET_HALT
+
+
+def live_page_path(home: Home) -> Path:
+    return home.live / LIVE_PAGE
 
 
 # ---------------------------------------------------------------- monitoring/
@@ -540,6 +555,7 @@ class LiveState(Record):
     written_at: str | None = None  # ISO 8601 UTC
     lost_order: dict[str, Any] | None = None  # an order found not received: its id is fenced
     accounting: dict[str, Any] = field(default_factory=dict)  # the day's `Ledger` (broker-true)
+    paused: bool | None = None  # live/PAUSE is present: no new entries
 
 
 # ---------------------------------------------------------------- micro up

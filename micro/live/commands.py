@@ -5,7 +5,9 @@
 against the stored candles; `--replay validation|test` replays that split's sessions exactly as
 the validator plays them (flat at each start, closed at each end). `auto` (the default of
 `live.broker`) is oanda when OANDA_TOKEN is set, else sim. `micro live kill` writes live/KILL:
-the running trader flattens and halts until the file is removed.
+the running trader flattens and halts until the file is removed. `micro live pause` / `resume`
+stop and allow new entries (a position keeps its stop); `micro live reset-halt` clears a
+drawdown halt (both journaled by the trader, see `micro.live.control`).
 """
 
 from __future__ import annotations
@@ -63,6 +65,30 @@ def register(
     )
     kill.add_argument("--reason", default="manual kill", help="recorded in the KILL file")
     kill.set_defaults(handler=run_kill)
+    pause = live_sub.add_parser(
+        "pause",
+        parents=[common],
+        help="write live/PAUSE: no new entries, positions keep their stops (until resume)",
+    )
+    pause.add_argument(
+        "--reason", default="manual pause", help="recorded in the journal (default: manual pause)"
+    )
+    pause.set_defaults(handler=run_pause)
+    resume = live_sub.add_parser(
+        "resume", parents=[common], help="remove live/PAUSE: the trader may enter again"
+    )
+    resume.set_defaults(handler=run_resume)
+    reset = live_sub.add_parser(
+        "reset-halt",
+        parents=[common],
+        help="clear the drawdown halt (the trader journals it and restarts the equity peak)",
+    )
+    reset.add_argument(
+        "--reason",
+        default="reviewed by the operator",
+        help="recorded in the journal (default: reviewed by the operator)",
+    )
+    reset.set_defaults(handler=run_reset_halt)
 
 
 def _positive_int(text: str) -> int:
@@ -85,6 +111,60 @@ def run_kill(ctx: Context) -> int:
     return 0
 
 
+def _request(reason: str) -> dict[str, str]:
+    return {"time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "reason": reason}
+
+
+def run_pause(ctx: Context) -> int:
+    from micro.atomic import read_json, write_json
+    from micro.volumes import pause_path
+
+    path = pause_path(ctx.home)
+    if path.exists():
+        since = read_json(path)
+        when = since.get("time") if isinstance(since, dict) else None
+        print(f"already paused ({path}{f', since {when}' if when else ''})")
+        return 0
+    write_json(path, _request(ctx.args.reason))
+    print(
+        f"paused: {path} written; the trader sends no new entries (an open position keeps its "
+        "stop and may still be closed) until `micro live resume`"
+    )
+    return 0
+
+
+def run_resume(ctx: Context) -> int:
+    from micro.volumes import pause_path
+
+    path = pause_path(ctx.home)
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        print(f"not paused ({path} does not exist)")
+        return 0
+    print(f"resumed: {path} removed; the trader may enter again at its next bar")
+    return 0
+
+
+def run_reset_halt(ctx: Context) -> int:
+    from micro.atomic import write_json
+    from micro.live.journal import StateFile
+    from micro.volumes import live_state_path, reset_halt_path
+
+    state = StateFile(live_state_path(ctx.home)).read()
+    if state is None or state.risk.get("drawdown_halt") is not True:
+        where = "no live/state.json yet" if state is None else "live/state.json shows none"
+        print(f"no drawdown halt to reset ({where}); nothing written")
+        return 0
+    path = reset_halt_path(ctx.home)
+    write_json(path, _request(ctx.args.reason))
+    print(
+        f"drawdown halt reset requested: {path} written; the trader clears it at its next check "
+        "(or start), restarts the equity peak at the equity then, and journals it"
+    )
+    return 0
+
+
 def chosen_broker(ctx: Context) -> str:
     """oanda or sim, from --broker, --replay, live.broker and OANDA_TOKEN."""
     from micro.data.oanda_client import TOKEN_ENV
@@ -103,6 +183,7 @@ def chosen_broker(ctx: Context) -> str:
 def run_live(ctx: Context) -> int:
     import torch
 
+    from micro.alerts import Alerter
     from micro.live.models import ModelSlot
     from micro.live.trader import Trader
     from micro.volumes import best_checkpoint
@@ -110,6 +191,7 @@ def run_live(ctx: Context) -> int:
     ctx.start_logging("live")
     torch.set_num_threads(1)  # one decision of batch 1 per bar: threads only add contention
     config = ctx.config
+    alerts = Alerter.from_env(config.alerts, "live")  # a bad target URL: one line, exit 2
     kind = chosen_broker(ctx)
     if kind == "oanda":
         broker, scaling, schedule = _oanda(ctx)
@@ -120,8 +202,9 @@ def run_live(ctx: Context) -> int:
         return 0
     models = ModelSlot(best, config)
     trader = Trader(
-        ctx.home, config, broker, models, scaling, schedule=schedule, max_bars=ctx.args.max_bars
-    )
+        ctx.home, config, broker, models, scaling, schedule=schedule, max_bars=ctx.args.max_bars,
+        alerts=alerts,
+    )  # fmt: skip
 
     def stop(signum: int, frame: Any) -> None:
         log.info("signal %d: finishing the current bar, then stopping", signum)

@@ -19,24 +19,31 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from micro.atomic import append_jsonl, read_json, repair_jsonl, write_json
 from micro.volumes import LiveState
 
+log = logging.getLogger("micro.live")
+
 FRAGMENT_CHARS = 4000  # of a torn line, kept in its repair note
+Listener = Callable[[dict[str, Any]], None]  # told of every line once it is on disk
 
 
 class Journal:
     """Appends one JSON line per event to `path`, stamped by the `wall` clock (s UTC)."""
 
-    def __init__(self, path: Path, wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, path: Path, wall: Callable[[], float] = time.time, listeners: Sequence[Listener] = ()
+    ) -> None:
         self.path = Path(path)
         self.wall = wall
         self._opened = False  # the torn-tail check runs before this writer's first line
+        self.listeners = list(listeners)  # alerts, the live page: a failing one is logged only
 
     def record(self, kind: str, **fields: Any) -> dict[str, Any]:
         """Append `{"time", "kind", **fields}` (fsynced, whole or not at all) and return it."""
@@ -46,6 +53,11 @@ class Journal:
         line = {"time": _utc(self.wall(), "milliseconds"), "kind": kind}
         line.update(fields)
         self._note_repair(append_jsonl(self.path, line), "append")
+        for listener in self.listeners:
+            try:
+                listener(line)
+            except Exception:  # noqa: BLE001 - a view of the journal never stops the trader
+                log.exception("a journal listener failed on a %s line", kind)
         return line
 
     def _note_repair(self, torn: bytes, when: str) -> None:

@@ -2,10 +2,12 @@
 
 - Entries (BUY/SELL) are refused when: the kill switch is on, the daily loss limit was hit (until
   the next trading day, which starts at 21:00 UTC), the drawdown from the equity peak reached
-  `risk.max_drawdown_pips` (until the operator acts), the order would exceed `risk.max_units`,
-  the weekly close (Fri 21:00 UTC) is less than `risk.weekly_close_buffer_minutes` away or past,
-  the market is closed (broker `tradeable` false or the candle clock stalled), or trading is
-  halted after an unknown position or an unresolved order.
+  `risk.max_drawdown_pips` (until the operator acts: `micro live reset-halt`), the order would
+  exceed `risk.max_units`, the weekly close (Fri 21:00 UTC) is less than
+  `risk.weekly_close_buffer_minutes` away or past,
+  the market is closed (broker `tradeable` false or the candle clock stalled), trading is
+  halted after an unknown position or an unresolved order, or the operator paused it
+  (`micro live pause`, `micro.live.control`).
 - Every order (entries and closes) is refused when the circuit breaker is open or the price is
   NaN, zero, crossed or stale (its time more than `risk.stale_price_seconds` from the bar's).
 P&L here is pips of one position (the env's units), so the limits read the same in backtest.
@@ -176,7 +178,7 @@ class RiskGuard:
         if s.drawdown_halt:
             reasons.append(
                 "drawdown halt: equity fell risk.max_drawdown_pips from its peak; review, then "
-                "raise the limit or reset live/state.json"
+                "`micro live reset-halt` (or raise the limit)"
             )
         if units > self.config.max_units:
             reasons.append(f"{units} units exceed risk.max_units = {self.config.max_units}")

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from micro.alerts import Alerter
 from micro.config import Config
 from micro.env.actions import ACTION_NAMES, BUY, CLOSE, HOLD, SELL, legal_mask
 from micro.env.costs import costs_for
@@ -51,9 +52,11 @@ from micro.features.temporal import FeatureState
 from micro.home import Home
 from micro.instruments import instrument as instrument_facts
 from micro.live.accounting import Ledger
+from micro.live.alerting import JournalAlerts, LinkWatch, link_state
 from micro.live.bars import BarClock, Schedule
 from micro.live.book import Book
 from micro.live.broker import Broker, BrokerError, Candle, OrderOutcomeUnknown, Quote
+from micro.live.control import OperatorControl
 from micro.live.health import BrokerHealth
 from micro.live.journal import Journal, StateFile
 from micro.live.models import ModelSlot
@@ -82,6 +85,7 @@ class Trader:
         max_bars: int | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        alerts: Alerter | None = None,
     ) -> None:
         self.config = config
         self.broker = broker
@@ -99,7 +103,13 @@ class Trader:
             config.risk.circuit_breaker_errors, config.risk.circuit_open_seconds, monotonic
         )
         self.risk = RiskGuard(config.risk)
-        self.journal = Journal(journal_path(home), wall)
+        self.alerts = alerts or Alerter(config.alerts, "live")  # no targets: silent
+        self.journal = Journal(
+            journal_path(home),
+            wall,
+            [JournalAlerts(self.alerts, name, config.alerts.daily_summary)],
+        )
+        self.link = LinkWatch(self.alerts, name, config.alerts.disconnect_seconds, monotonic)
         self.state_file = StateFile(live_state_path(home), wall)
         self.kill_path: Path = kill_path(home)
         self.health = BrokerHealth(self.breaker, self.journal)
@@ -109,6 +119,7 @@ class Trader:
             config, broker, self.book, self.journal, self.health, self.risk, self.halts, wall,
             self.ledger,
         )  # fmt: skip
+        self.control = OperatorControl(home, self.halts, self.risk, self.journal)  # pause, reset
         self.stop_event = threading.Event()
         self.last_bar: Candle | None = None
         self.bars_done = 0
@@ -137,6 +148,8 @@ class Trader:
                     reason = "max_bars"
                     break
                 self._check_kill()
+                self.control.check(self._open_pips())
+                self.link.update(*link_state(self.health.last_error, self.broker.connection()))
                 if not self.health.allow():
                     self._wait(self.config.live.poll_seconds)
                     continue
@@ -170,8 +183,14 @@ class Trader:
                         self.max_bars is not None and self.bars_done >= self.max_bars
                     ):
                         break
+        except Exception as exc:
+            reason = f"error: {type(exc).__name__}"
+            self.alerts.send("crash", "live trader stopped on an error", f"{reason}: {exc}",
+                             level="failure")  # fmt: skip
+            raise
         finally:
             self.finish(reason)
+            self.alerts.close()
         return 0
 
     def start(self) -> None:
@@ -204,6 +223,7 @@ class Trader:
             ) from None
         self.broker.start()
         self._note_stream()
+        self.control.check(self._open_pips())
         self.write_state()
 
     def finish(self, reason: str) -> None:
@@ -234,6 +254,7 @@ class Trader:
         if day is not None:
             self.journal.record("day", **day)
         open_pips = self.book.broker_open_pips(bar.close)
+        self.control.check(open_pips)
         for name in self.risk.on_bar(bar.close_ts, open_pips):
             self.journal.record("risk", event=name, bar_ts=bar.ts, state=self.risk.state.to_dict())
         if self._check_kill():
@@ -243,7 +264,8 @@ class Trader:
                 self._close(bar, plan.close)
         elif plan.decide and reconciled and self.features.ready:
             line.update(self._decide_and_act(bar, feature_seconds))
-        self.journal.record("bar", **line, side=self.book.side)
+        equity = self.risk.state.equity_pips + self._open_pips()  # the dashboard's sparkline
+        self.journal.record("bar", **line, side=self.book.side, equity_pips=round(equity, 3))
         self.write_state()
 
     def _decide_and_act(self, bar: Candle, feature_seconds: float) -> dict[str, Any]:
@@ -468,9 +490,13 @@ class Trader:
     def _position_dict(self) -> dict[str, Any] | None:
         return self.book.position.to_dict() if self.book.position else None
 
+    def _open_pips(self) -> float:
+        """The open position's pips at the last bar's close (0 flat or before any bar)."""
+        return self.book.broker_open_pips(self.last_bar.close) if self.last_bar else 0.0
+
     def write_state(self) -> None:
         """Rewrite live/state.json atomically."""
-        open_pips = self.book.broker_open_pips(self.last_bar.close) if self.last_bar else 0.0
+        open_pips = self._open_pips()
         self.state_file.write(
             LiveState(
                 broker=self.broker.name,
@@ -495,6 +521,7 @@ class Trader:
                 bars_processed=self.bars_done,
                 trades=self.reconciler.trades,
                 updated_unix=self._wall(),
+                paused=self.control.paused,
             )
         )
         self._state_written = self._monotonic()
