@@ -255,6 +255,26 @@ def percentile_rank(value: float, population: np.ndarray) -> float:
     return float(100.0 * (below + 0.5 * ties) / population.size)
 
 
+def cumulative_session_band(
+    pips: np.ndarray,  # [R, N] each trader's trades, in session order
+    sessions: np.ndarray,  # [N] int64 session start row of trade j, ascending
+    starts: np.ndarray,  # [S] int64 session start rows
+) -> dict[str, list[float]]:
+    """Percentiles 5/50/95 over the R traders of their cumulative pips at each session's end
+    ([S] each, sessions in time order, rounded to 0.01): the band the report draws."""
+    starts = np.sort(np.asarray(starts, dtype=np.int64))
+    if pips.size == 0:  # no trades: every trader is at 0 after every session
+        return {f"p{q}": [0.0] * starts.size for q in (5, 50, 95)}
+    where = np.searchsorted(starts, np.asarray(sessions, dtype=np.int64))  # [N] ascending
+    last = np.searchsorted(where, np.arange(starts.size), "right") - 1  # [S] last trade so far
+    cumulative = np.cumsum(pips, axis=1)  # [R, N]
+    at = np.where(last[None, :] >= 0, cumulative[:, np.maximum(last, 0)], 0.0)  # [R, S]
+    rows = np.percentile(at, (5, 50, 95), axis=0)  # [3, S]
+    return {
+        f"p{q}": [round(float(v), 2) for v in row] for q, row in zip((5, 50, 95), rows, strict=True)
+    }
+
+
 def random_entry_percentile(
     market: Market,
     config: Config,
@@ -272,6 +292,8 @@ def random_entry_percentile(
     planned holding), `imputed_plans` how many of the agent's trades (the stopped ones) had their
     plan drawn, and `time_in_market_ratio` the random traders' mean bars in the market over the
     agent's (~1 when matched; it was ~0.7 when the stop cut the realised holding a second time).
+    `cumulative_session_pips`: the traders' cumulative pips after each session (percentiles
+    5/50/95, `cumulative_session_band`), the band the HTML report draws the agent against.
     """
     if sides not in SIDES:
         raise ValueError(f"sides {sides!r}: expected one of {SIDES}")
@@ -284,6 +306,7 @@ def random_entry_percentile(
             agent_expectancy_pips=None, agent_total_pips=0.0, agent_percentile=None,
             expectancy_pips=percentiles(np.zeros(0)), total_pips=percentiles(np.zeros(0)),
             imputed_plans=0, agent_bars_in_market=0, time_in_market_ratio=None,
+            cumulative_session_pips=cumulative_session_band(np.zeros((0, 0)), np.zeros(0), starts),
         )  # fmt: skip
         return report
     traders = random_traders(market, config, starts, agent_trades, runs, seed, sides)
@@ -299,6 +322,7 @@ def random_entry_percentile(
         imputed_plans=traders.imputed,
         agent_bars_in_market=agent_bars,
         time_in_market_ratio=float(np.mean(traders.bars_held.sum(axis=1)) / agent_bars),
+        cumulative_session_pips=cumulative_session_band(traders.pips, traders.sessions, starts),
     )
     return report
 
@@ -364,6 +388,7 @@ def baselines_report(
     v = config.validation
     fast, slow = v.ma_fast_bars, v.ma_slow_bars
     starts = np.asarray(starts, dtype=np.int64)
+    ordered = np.sort(starts)  # [S]
     days = covered_days(market.ts, starts, int(market.session_bars))
 
     def metrics(trades: np.ndarray) -> dict[str, Any]:
@@ -376,6 +401,9 @@ def baselines_report(
             session_days=float(days.size),
         )
         del out["equity_curve"]  # the sampled curve is enough for a baseline
+        where = np.searchsorted(ordered, np.asarray(trades["session"], dtype=np.int64))
+        pnl = np.bincount(where, weights=trades["pips"], minlength=ordered.size)  # [S]
+        out["session_pnl_pips"] = [round(float(v), 2) for v in pnl]  # sessions in time order
         return out
 
     runs = v.random_baselines if runs is None else runs

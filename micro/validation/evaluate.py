@@ -12,6 +12,9 @@ action's afterstate, the bar's outcome, the root's network and search values and
 reward (`micro.validation.diagnostics.DecisionTrace`: a few numbers per decision, nothing
 recomputed), and then trades the same sessions by the policy prior without search and at random
 (one network call per decision, and none), for the report's planning gain and calibration.
+
+Every decision that was not HOLD (an entry or an agent exit) is kept with its rationale (visits,
+Q, prior, σ, root values: `micro.validation.charts.ActedRecorder`) for the report's pictures.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from micro.env.trades import concatenate_trades
 from micro.env.trading import TradingEnv
 from micro.mcts.agent import Agent, Observations
 from micro.model.inference import SearchModel
+from micro.validation.charts import ActedRecorder
 from micro.validation.diagnostics import Diagnostics, TraceRecorder, comparison_passes
 
 if TYPE_CHECKING:
@@ -46,6 +50,7 @@ class Evaluation:
     simulations: int  # search simulations per decision
     seconds: float  # wall seconds of the run (search + env)
     diagnostics: Diagnostics | None = None  # the trace and the two comparison passes
+    acted: np.ndarray | None = None  # [A] ACTED_DTYPE every decision not HOLD, its rationale
 
     def action_shares(self) -> dict[str, float | None]:
         """Share of the decisions that chose each action, by name."""
@@ -96,6 +101,7 @@ def evaluate(
     seed = config.validation.seed if seed is None else seed
     rng = np.random.default_rng(seed)
     recorder = TraceRecorder() if diagnostics else None
+    acted = ActedRecorder(starts)
     env = TradingEnv(market, config, int(starts.size))
     observation = env.reset(starts)
     parts = []
@@ -110,6 +116,10 @@ def evaluate(
         actions, why = agent.act(observations, mode="greedy", rng=rng)  # [S] int64
         counts += np.bincount(actions, minlength=NUM_ACTIONS)
         decisions += int(actions.size)
+        acted.record(
+            observation.rows, actions, why.visit_counts, why.q, why.prior, why.chance_probs,
+            why.value, why.network_value,
+        )  # fmt: skip
         result = env.step(actions)
         parts.append(result.trades)
         if recorder is not None:
@@ -133,4 +143,5 @@ def evaluate(
         simulations=simulations,
         seconds=seconds,
         diagnostics=extra,
+        acted=acted.acted(),
     )

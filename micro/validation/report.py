@@ -8,7 +8,9 @@
 decision, and the DSR over every checkpoint scored on the same data (`micro.validation.
 selection`, computed at promotion time), are added by `micro.validation.promotion` before the
 report is written. A report carries the data fingerprint of what it was scored on and the net
-pips of each session (the trials' correlation and PBO need them).
+pips of each session (the trials' correlation and PBO need them), and what its pictures need
+(`charts`: every trade's pips, the Monte Carlo fan, a few sessions as candles with each trade's
+rationale; `micro.validation.charts`).
 
 Reports of the validation split live in `validation/`, those of the test split in
 `validation/test/`, so test results never take part in selecting a checkpoint (nor in its DSR).
@@ -29,6 +31,7 @@ from micro.config import Config
 from micro.errors import CheckpointError, DataError
 from micro.home import Home
 from micro.validation.baselines import baselines_report
+from micro.validation.charts import charts_report
 from micro.validation.diagnostics import diagnostics_report
 from micro.validation.evaluate import Evaluation, evaluate, evaluation_starts, simulations_for
 from micro.validation.metrics import covered_days, trade_metrics
@@ -120,10 +123,16 @@ def build_report(
     extra = evaluation.diagnostics
     diagnostics = diagnostics_report(extra, trades, config) if extra is not None else None
     diagnostics_seconds = time.perf_counter() - began + (extra.seconds if extra else 0.0)
+    began = time.perf_counter()
+    charts = charts_report(
+        market, starts, trades, evaluation.acted,
+        runs=v.bootstrap_runs, seed=v.seed, block_size=v.block_size,
+    )  # fmt: skip
+    charts_seconds = time.perf_counter() - began
     created_at, created_unix = utc_now()
     total = (
         load_seconds + evaluation.seconds + statistics_seconds + baselines_seconds
-        + diagnostics_seconds
+        + diagnostics_seconds + charts_seconds
     )  # fmt: skip
     return {
         "schema_version": REPORT_SCHEMA,
@@ -159,12 +168,14 @@ def build_report(
         "baselines": baselines,
         "diagnostics": diagnostics,
         "equity_curve": equity,
+        "charts": charts,
         "timing": {
             "load_seconds": load_seconds,
             "evaluation_seconds": evaluation.seconds,
             "statistics_seconds": statistics_seconds,
             "baselines_seconds": baselines_seconds,
             "diagnostics_seconds": diagnostics_seconds,
+            "charts_seconds": charts_seconds,
             "total_seconds": total,
             "decisions_per_second": (
                 evaluation.decisions / evaluation.seconds if evaluation.seconds > 0 else None
