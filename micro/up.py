@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from micro import atomic
+from micro.alerts import Alerter
 from micro.monitoring.readers import read_json_object
 from micro.processes import die_with_parent
 from micro.runtime import Context
@@ -83,6 +84,7 @@ class Service:
     restart_at: float = 0.0
     log_file: BinaryIO | None = None
     exits: list[int] = field(default_factory=list)
+    exit_times: list[float] = field(default_factory=list)  # monotonic s of each unexpected exit
 
     @property
     def running(self) -> bool:
@@ -110,6 +112,7 @@ class Stack:
             Service("live", ["live"], ready=best),
         ]
         self.stopping = threading.Event()
+        self.alerts = Alerter.from_env(ctx.config.alerts, "up")  # crashes and restart loops
         self.logs = up_folder(self.home)
         self.logs.mkdir(parents=True, exist_ok=True)
 
@@ -155,10 +158,35 @@ class Stack:
                     delay,
                     self.logs / f"{service.name}.log",
                 )
+                self.alert_exit(service, code, delay, now)
             elif now >= service.restart_at:
                 service.restarts += 1
                 service.restart_at = 0.0
                 self.start(service)
+
+    def alert_exit(self, service: Service, code: int, delay: float, now: float) -> None:
+        """Alert a service's unexpected exit, and a restart loop (N exits within a window)."""
+        alerts = self.ctx.config.alerts
+        service.exit_times.append(now)
+        recent = [t for t in service.exit_times if now - t <= alerts.restart_loop_seconds]
+        where = f"log: {self.logs / f'{service.name}.log'}"
+        if len(recent) >= alerts.restart_loop_restarts:
+            self.alerts.send(
+                "restart_loop",
+                f"{service.name} in a restart loop: {len(recent)} exits in "
+                f"{alerts.restart_loop_seconds:.0f} s",
+                f"last exit status {code}; next restart in {delay:.0f} s\n{where}",
+                key=f"restart_loop:{service.name}",
+                level="failure",
+            )
+        else:
+            self.alerts.send(
+                "crash",
+                f"{service.name} exited with status {code}",
+                f"restarting in {delay:.0f} s\n{where}",
+                key=f"crash:{service.name}",
+                level="failure",
+            )
 
     def write_status(self) -> None:
         status = UpStatus(
@@ -195,6 +223,7 @@ class Stack:
             if service.log_file is not None:
                 service.log_file.close()
         self.write_status()
+        self.alerts.close()
 
 
 def run_up(ctx: Context) -> int:

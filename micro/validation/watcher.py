@@ -19,6 +19,8 @@ fault: no report is written and the checkpoint is tried again at the next poll.
 Each checkpoint scored "ok" also adds its figures (expectancy, bootstrap 5th percentile, SQN,
 trades, both random-entry ranks, buy/sell shares) to TensorBoard at its episode, in the trainer's
 run folder (`micro.validation.learning_curve`): the learning curve on held-out sessions.
+Every report written also gets its HTML page beside it (`micro.validation.html`; the best's
+validation page again once its test figures are in); a page that fails is logged, never fatal.
 
 `validation/status.json` is rewritten at every change and at least every poll. SIGINT/SIGTERM
 abandon the checkpoint being scored (the child is killed; it has no report, so it is scored
@@ -38,11 +40,13 @@ from pathlib import Path
 from typing import Any
 
 from micro import atomic
+from micro.alerts import Alerter
 from micro.config import Config
 from micro.errors import CheckpointError, DataError, UserError
 from micro.home import Home
 from micro.model.checkpoint import read_sidecar
 from micro.processes import die_with_parent
+from micro.validation.html import write_html_logged
 from micro.validation.learning_curve import LearningCurve
 from micro.validation.promotion import (
     conclude,
@@ -149,6 +153,7 @@ class Watcher:
         self.stop_reason = ""
         self.child: Any = None
         self.curve = LearningCurve(home, config)
+        self.alerts = Alerter.from_env(config.alerts, "validator")  # promotions
         self.test_retry_at = 0.0  # monotonic s: when to try an untested best's test split again
         started_at, _ = utc_now()
         self.status = ValidatorStatus(
@@ -218,6 +223,7 @@ class Watcher:
         finally:
             self.kill_child()
             self.curve.close()
+            self.alerts.close()
             for s, handler in previous.items():
                 signal.signal(s, handler)
             self.write_status(state="stopped", current=None)
@@ -265,6 +271,8 @@ class Watcher:
             return True
         if figures is not None:
             log.info("best %s on the test split: %s", path.name, figures.why or figures.error)
+            write_html_logged(figures.report)
+            write_html_logged((current_best(self.home) or {}).get("report"))  # now with `test`
         self.write_status(state="idle", current=None)
         return False
 
@@ -376,6 +384,16 @@ class Watcher:
                 self.home, "scored", episode=episode, checkpoint=path.name,
                 report=str(report_file), promoted=promotion["promoted"],
             )  # fmt: skip
+            write_html_logged(report_file)
+            if promotion["promoted"]:
+                self.alerts.send(
+                    "promotion",
+                    f"promoted {path.name} to best.pth",
+                    f"{metrics['trades']} trades, SQN {metrics['sqn']}, score "
+                    f"{promotion['score']}: {promotion['reason']}",
+                    key=f"promotion:{episode}",
+                    level="success",
+                )
             try:
                 self.curve.write(payload)
             except Exception:  # the curve is a view; losing a point never stops the service
@@ -403,6 +421,7 @@ class Watcher:
             self.home,
             failure_report(self.info(episode, path), self.split, kind, str(payload), seconds),
         )
+        write_html_logged(report_file)
         counts = dataclasses.replace(counts, **{kind: getattr(counts, kind) + 1})
         record_event(
             self.home, kind, episode=episode, checkpoint=path.name, error=str(payload),
