@@ -60,10 +60,18 @@ from micro.live.control import OperatorControl
 from micro.live.health import BrokerHealth
 from micro.live.journal import Journal, StateFile
 from micro.live.models import ModelSlot
+from micro.live.page import LivePage
 from micro.live.reconcile import PendingOrder, Reconciler
 from micro.live.risk import CircuitBreaker, RiskGuard, RiskState, price_problem, trading_day
 from micro.mcts.agent import Observations
-from micro.volumes import Connection, LiveState, journal_path, kill_path, live_state_path
+from micro.volumes import (
+    Connection,
+    LiveState,
+    journal_path,
+    kill_path,
+    live_page_path,
+    live_state_path,
+)
 
 log = logging.getLogger("micro.live")
 
@@ -110,6 +118,8 @@ class Trader:
             [JournalAlerts(self.alerts, name, config.alerts.daily_summary)],
         )
         self.link = LinkWatch(self.alerts, name, config.alerts.disconnect_seconds, monotonic)
+        self.page = LivePage(live_page_path(home), monotonic=monotonic, wall=wall)
+        self.journal.listeners.append(self.page.on_line)
         self.state_file = StateFile(live_state_path(home), wall)
         self.kill_path: Path = kill_path(home)
         self.health = BrokerHealth(self.breaker, self.journal)
@@ -196,6 +206,7 @@ class Trader:
     def start(self) -> None:
         """Warm the features up from the broker's history and reconcile with it."""
         saved = self.state_file.read() or LiveState()
+        self.page.seed(self.journal.path)  # the bars and trades before a restart
         self.risk.state = RiskState.from_dict(saved.risk)
         self.ledger = self.reconciler.ledger = Ledger.from_dict(saved.accounting)
         self.journal.record(
@@ -228,7 +239,7 @@ class Trader:
 
     def finish(self, reason: str) -> None:
         """Write the state and a stop line; broker-side stops stay where they are."""
-        self.write_state()
+        self.write_state(final=True)
         self.journal.record(
             "stop", reason=reason, bars=self.bars_done, position=self._position_dict()
         )
@@ -494,37 +505,38 @@ class Trader:
         """The open position's pips at the last bar's close (0 flat or before any bar)."""
         return self.book.broker_open_pips(self.last_bar.close) if self.last_bar else 0.0
 
-    def write_state(self) -> None:
-        """Rewrite live/state.json atomically."""
+    def write_state(self, final: bool = False) -> None:
+        """Rewrite live/state.json atomically; the live page too, at most every few seconds
+        (`final`: now)."""
         open_pips = self._open_pips()
-        self.state_file.write(
-            LiveState(
-                broker=self.broker.name,
-                instrument=self.instrument,
-                position=self._position_dict(),
-                pending_order=pending.to_dict() if (pending := self.reconciler.pending) else None,
-                lost_order=lost.to_dict() if (lost := self.reconciler.lost) else None,
-                accounting=self.ledger.to_dict(),
-                day_pnl_pips=self.risk.state.day_realised_pips + open_pips,
-                risk=self.risk.state.to_dict(),
-                halts=dict(self.halts),
-                killed=self.killed,
-                circuit=self.breaker.snapshot(),
-                connection=Connection(
-                    ok=self.health.last_error is None,
-                    last_error=self.health.last_error,
-                    stream=self.broker.connection(),
-                ),
-                market_open=self.market_open and self.tradeable,
-                model=self.models.model.to_dict(),
-                last_bar=_bar_dict(self.last_bar) if self.last_bar else None,
-                bars_processed=self.bars_done,
-                trades=self.reconciler.trades,
-                updated_unix=self._wall(),
-                paused=self.control.paused,
-            )
+        state = LiveState(
+            broker=self.broker.name,
+            instrument=self.instrument,
+            position=self._position_dict(),
+            pending_order=pending.to_dict() if (pending := self.reconciler.pending) else None,
+            lost_order=lost.to_dict() if (lost := self.reconciler.lost) else None,
+            accounting=self.ledger.to_dict(),
+            day_pnl_pips=self.risk.state.day_realised_pips + open_pips,
+            risk=self.risk.state.to_dict(),
+            halts=dict(self.halts),
+            killed=self.killed,
+            circuit=self.breaker.snapshot(),
+            connection=Connection(
+                ok=self.health.last_error is None,
+                last_error=self.health.last_error,
+                stream=self.broker.connection(),
+            ),
+            market_open=self.market_open and self.tradeable,
+            model=self.models.model.to_dict(),
+            last_bar=_bar_dict(self.last_bar) if self.last_bar else None,
+            bars_processed=self.bars_done,
+            trades=self.reconciler.trades,
+            updated_unix=self._wall(),
+            paused=self.control.paused,
         )
+        self.state_file.write(state)
         self._state_written = self._monotonic()
+        self.page.maybe_write(state, force=final)
 
 
 def _bar_dict(bar: Candle) -> dict[str, Any]:
