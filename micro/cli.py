@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "micro.config_commands",
     "micro.train.commands",
     "micro.validation.commands",
+    "micro.validation.report_commands",
     "micro.live.commands",
     "micro.monitoring.commands",
     "micro.up",

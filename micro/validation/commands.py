@@ -96,6 +96,7 @@ def validate_one(ctx: Context, checkpoint: Path, split: str) -> int:
     """
     from micro.errors import UserError
     from micro.validation.evaluate import simulations_for
+    from micro.validation.html import write_html_logged
     from micro.validation.promotion import conclude, record_event, record_test
     from micro.validation.report import FAILED, failure_report, score_checkpoint, summary_lines
 
@@ -122,6 +123,9 @@ def validate_one(ctx: Context, checkpoint: Path, split: str) -> int:
     for line in summary_lines(report):
         print(line)
     print(f"report: {path}")
+    page = write_html_logged(path)
+    if page is not None:
+        print(f"page: {page}")
     if report["promotion"]["promoted"]:
         print("scoring the new best once on the test split (never used to select)…", flush=True)
         try:
@@ -134,6 +138,8 @@ def validate_one(ctx: Context, checkpoint: Path, split: str) -> int:
             flag = "FLAGGED: " if figures.flagged else ""
             print(f"  test split: {flag}{figures.why or figures.error}")
             print(f"test report: {figures.report}")
+            write_html_logged(figures.report)
+            write_html_logged(path)  # the validation page again, now with its test figures
     return 0
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ from micro.errors import UserError
 from micro.records import check_schema
 from micro.validation.report import OK, summary_lines
 from micro.volumes import REPORT_SCHEMA
+
+log = logging.getLogger("micro.validation")
 
 PLOTLY_ASSET = f"plotly-{get_plotlyjs_version()}.min.js"
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
@@ -464,3 +467,15 @@ def write_html(report_json: Path, output: Path | None = None) -> Path:
     write_asset(target.parent)
     atomic.write_bytes(target, report_html(report).encode())
     return target
+
+
+def write_html_logged(report_json: Path | str | None) -> Path | None:
+    """`write_html` for a service: a page that cannot be built is logged, never raised, so it
+    never stops scoring; the page's path, or None (also for no report)."""
+    if not report_json:
+        return None
+    try:
+        return write_html(Path(report_json))
+    except Exception:  # a view: losing one page never stops the validator
+        log.exception("writing the HTML page of %s failed", Path(report_json).name)
+        return None
