@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 from rich.console import Console, Group, RenderableType
@@ -18,7 +19,7 @@ from rich.text import Text
 
 from micro.config import Config
 from micro.home import Home
-from micro.monitoring import panels
+from micro.monitoring import glance, panels
 from micro.monitoring.readers import (
     latest_reports,
     liveness,
@@ -38,6 +39,8 @@ from micro.volumes import (
     ValidatorStatus,
     best_metrics_path,
     journal_path,
+    live_page_path,
+    report_files,
     trainer_metrics_path,
     validator_events_path,
 )
@@ -48,6 +51,7 @@ PROMOTIONS_SHOWN = 4  # promotion history lines
 EVENT_LINES = 400  # validation/events.jsonl lines searched for promotions
 JOURNAL_LINES = 200  # live/journal.jsonl lines searched for the last decisions and events
 DECISIONS_SHOWN = 8
+TREND_REPORTS = 40  # validation reports behind the validator's sparkline (parsed once, cached)
 PLAIN_WIDTH = 150  # columns of a frame printed to a file or pipe
 
 
@@ -61,6 +65,7 @@ def render(home: Home, config: Config, now: float | None = None) -> RenderableTy
         _guarded("Trainer", lambda: _trainer(home, config, now, supervised.get("trainer"))),
         _guarded("Validator", lambda: _validator(home, config, now, supervised.get("validator"))),
         _guarded("Live", lambda: _live(home, config, now, supervised.get("live"))),
+        _guarded("At a glance", lambda: _glance(home)),
     ]
     return Group(header, *frames)
 
@@ -117,6 +122,34 @@ def _live(home: Home, config: Config, now: float, supervised: str | None) -> Ren
     state = liveness(status, stale_after_seconds("live", config), now, stopped=stopped)
     record = None if status.data is None else LiveState.from_dict(status.data)
     return panels.live_panel(record, state, journal, DECISIONS_SHOWN, supervised)
+
+
+def _glance(home: Home) -> RenderableType:
+    """A sparkline per service, the latest decision's rationale, and the pages' paths."""
+    metrics = tail_jsonl(trainer_metrics_path(home), METRIC_LINES)
+    reports = [_summary(r) for r in latest_reports(home.validation, TREND_REPORTS)]
+    journal = tail_jsonl(journal_path(home), JOURNAL_LINES)
+    return glance.glance_panel(
+        glance.trainer_pips(metrics),
+        glance.validator_trend(reports),
+        glance.live_equity(journal),
+        glance.latest_decision(journal),
+        _pages(home),
+    )
+
+
+def _pages(home: Home) -> list[tuple[str, Path]]:
+    """The pages that exist: the live page, the latest and the best report's HTML."""
+    pages = [("live page", live_page_path(home))]
+    scored = report_files(home.validation)
+    if scored:
+        pages.append(("latest report", scored[-1][1].with_suffix(".html")))
+    best, _ = read_json_object(best_metrics_path(home))
+    report = best.get("report") if best is not None else None
+    if isinstance(report, str) and report:
+        path = Path(report) if Path(report).is_absolute() else home.root / report
+        pages.append(("best report", path.with_suffix(".html")))
+    return [(name, path) for name, path in pages if path.is_file()]
 
 
 def _guarded(name: str, build: Callable[[], RenderableType]) -> RenderableType:

@@ -516,8 +516,9 @@ def risk_text(state: LiveState) -> Text:
         reasons.append("KILLED")
     if state.risk.get("drawdown_halt") is True:
         reasons.append("drawdown halt")
-    if state.risk.get("daily_halt_day") is not None:
-        reasons.append("daily loss halt")
+    halted_day = state.risk.get("daily_halt_day")
+    if halted_day is not None and halted_day == state.risk.get("trading_day"):
+        reasons.append("daily loss halt")  # (the day it names may be over)
     reasons += list(state.halts.values())
     return Text("; ".join(reasons), style="bold red") if reasons else Text("ok", style="green")
 
