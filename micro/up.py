@@ -230,10 +230,10 @@ def run_up(ctx: Context) -> int:
     from micro.data.prepare import ensure_default_data
 
     ctx.start_logging("monitoring", console=not _use_dashboard(ctx))
+    stack = Stack(ctx)  # first: a bad alert target URL ends it before any data is made
     ensure_default_data(ctx.home, ctx.config)
     if not os.environ.get("OANDA_TOKEN"):
         log.info("no OANDA_TOKEN: the live trader runs the simulated broker (paper mode)")
-    stack = Stack(ctx)
     started = time.monotonic()
     duration = ctx.args.duration
 

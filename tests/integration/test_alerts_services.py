@@ -132,3 +132,18 @@ def test_a_broker_link_down_longer_than_the_limit_alerts_once_and_again_when_bac
     assert titles[1].startswith("broker link down for ")  # once, though down for longer
     assert "poll: connection refused" in sink.messages()[1]
     assert titles[2].startswith("broker link back after ")
+
+
+@pytest.mark.parametrize("command", [("up", "--no-dash", "--duration", "1"), ("live",)])
+def test_an_alert_target_apprise_cannot_read_ends_a_service_in_one_line(
+    home: Path, command: tuple[str, ...]
+) -> None:
+    env = micro_env(home, MICRO_ALERT_URLS="json://127.0.0.1:9/ok nosuch://tok-secret-123/x")
+    done = run_micro(home, *command, env=env, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "micro: error: MICRO_ALERT_URLS: target 2 (nosuch://…) is not a URL apprise can send "
+        "to; fix it (see apprise's list of services) or remove it"
+    )
+    assert "tok-secret-123" not in done.stdout
+    assert not (home / "data" / "market.duckdb").exists()  # nothing made before the refusal
