@@ -4,7 +4,11 @@ Every parser returns `RawCandles`: one row per data row of the file, times alrea
 NaN/NaT where a field could not be read, so that `micro.data.importers` can report the first bad
 line and the count in one vectorised pass. Parsing is pandas `read_csv` with typed columns (the
 string fallback only runs when a price field is not a number); there are no per-row Python loops
-except over OANDA JSON, which `json` has already turned into Python objects.
+except over OANDA JSON, which `json` has already turned into Python objects. Text files stream:
+`read_chunks` yields `CHUNK_ROWS` rows at a time, so memory does not grow with the file (the
+timestamp layout of a generic CSV is chosen on the first chunk and kept; a daylight-saving hour
+cut by a chunk's end waits for the next chunk). OANDA JSON is read whole (a response holds at
+most 5000 candles).
 
 Formats and the zone their naive timestamps are read in unless `--tz` says otherwise:
 
@@ -30,11 +34,12 @@ Formats and the zone their naive timestamps are read in unless `--tz` says other
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
 import zoneinfo
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,6 +95,9 @@ _OFFSET_ZONE = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?$", re.
 # An IANA zone's wall clock moved by whole hours: America/New_York+7 is MT4 broker server time.
 _SHIFTED_ZONE = re.compile(r"^([A-Za-z_]+/[A-Za-z_/]+)([+-]\d{1,2})$")
 _SAMPLE_ROWS = 2000
+CHUNK_ROWS = 250_000
+"""Rows read, converted and checked at a time: an import holds one chunk of a file, never all."""
+_CLOCK_CHANGE_ROWS = 400  # a chunk's last rows searched for a daylight-saving hour it cuts
 
 
 @dataclass(frozen=True)
@@ -148,7 +156,29 @@ def detect_format(path: Path) -> str:
 
 
 def parse(path: Path, fmt: str, tz: str | None = None, columns: str | None = None) -> RawCandles:
-    """Read `path` in format `fmt` ('auto' detects it); naive times are in `tz` or the default."""
+    """Read all of `path` in format `fmt` ('auto' detects it); naive times in `tz` or the default.
+
+    For small files and tests; `micro data import` streams with `read_chunks`.
+    """
+    chunks = list(read_chunks(path, fmt, tz=tz, columns=columns))
+    frame = pd.concat([c.frame for c in chunks], ignore_index=True)
+    skipped = sum(c.skipped_incomplete for c in chunks)
+    return dataclasses.replace(chunks[-1], frame=frame, skipped_incomplete=skipped)
+
+
+def read_chunks(
+    path: Path,
+    fmt: str,
+    tz: str | None = None,
+    columns: str | None = None,
+    rows: int = CHUNK_ROWS,
+) -> Iterator[RawCandles]:
+    """`path` in format `fmt` ('auto' detects it), about `rows` rows at a time, in file order.
+
+    Naive times are in `tz` or the format's default zone. Every chunk carries the file's format,
+    zone and layout; a file without rows yields one empty chunk. A DataError (unreadable file,
+    a row with too many fields, a time the zone skips) is raised when its chunk is read.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file; check the path")
@@ -164,15 +194,13 @@ def parse(path: Path, fmt: str, tz: str | None = None, columns: str | None = Non
     zone_name = tz or DEFAULT_ZONES[fmt]
     zone = parse_zone(zone_name)
     if fmt == "mt4":
-        return parse_mt4(path, zone, zone_name)
-    if fmt == "histdata":
-        return parse_histdata(path, zone, zone_name)
-    if fmt == "oanda":
-        first = (head_lines(path, 1) or [""])[0].lstrip()
-        if first.startswith(("{", "[")):
-            return parse_oanda_json(path, zone, zone_name)
-        return parse_csv(path, zone, zone_name, columns=None, fmt="oanda")
-    return parse_csv(path, zone, zone_name, columns=columns, fmt="csv")
+        yield from mt4_chunks(path, zone, zone_name, rows)
+    elif fmt == "histdata":
+        yield from histdata_chunks(path, zone, zone_name, rows)
+    elif fmt == "oanda" and (head_lines(path, 1) or [""])[0].lstrip().startswith(("{", "[")):
+        yield parse_oanda_json(path, zone, zone_name)
+    else:
+        yield from csv_chunks(path, zone, zone_name, columns=columns, fmt=fmt, rows=rows)
 
 
 def parse_zone(name: str) -> dt.tzinfo:
@@ -215,37 +243,43 @@ def zone_offset_hours(zone_name: str, at_utc: pd.Timestamp) -> float:
 # ---------------------------------------------------------------- the formats
 
 
-def parse_mt4(path: Path, zone: dt.tzinfo, zone_name: str) -> RawCandles:
+def mt4_chunks(path: Path, zone: dt.tzinfo, zone_name: str, rows: int) -> Iterator[RawCandles]:
     """MT4/MT5 export: headerless `YYYY.MM.DD,HH:MM[:SS],o,h,l,c,v`, or MT5's `<DATE>` header."""
     first = head_lines(path, 1)[0]
     if first.lstrip().upper().startswith("<DATE>"):
-        return parse_csv(path, zone, zone_name, columns=None, fmt="mt4")
+        yield from csv_chunks(path, zone, zone_name, columns=None, fmt="mt4", rows=rows)
+        return
     sep = sniff_delimiter(first, candidates=(",", "\t", ";")) or ","
     layout = "YYYY.MM.DD,HH:MM,open,high,low,close,volume"
     date_and_time_in_one = " " in first.split(sep)[0].strip()
     names = ["datetime"] if date_and_time_in_one else ["date", "time"]
     names += ["open", "high", "low", "close", "volume"]
-    table = _read_table(path, sep, names, header=False, text_columns=names[: len(names) - 5])
-    if date_and_time_in_one:
-        naive = _first_layout(table["datetime"], ("%Y.%m.%d %H:%M", "%Y.%m.%d %H:%M:%S"))
-    else:
+
+    def naive_times(table: pd.DataFrame) -> pd.Series:
+        if date_and_time_in_one:
+            return _first_layout(table["datetime"], ("%Y.%m.%d %H:%M", "%Y.%m.%d %H:%M:%S"))
         day = _to_datetime_by_value(table["date"], "%Y.%m.%d")
         clock = _first_layout(table["time"], ("%H:%M", "%H:%M:%S"))
-        naive = day + (clock - pd.Timestamp("1900-01-01"))
-    ts = _to_utc(naive, zone, zone_name, table["line"], path)
-    return RawCandles(_assemble(table, ts), "mt4", zone_name, layout=layout)
+        return day + (clock - pd.Timestamp("1900-01-01"))
+
+    tables = _read_tables(path, sep, names, False, names[: len(names) - 5], None, rows)
+    for table, ts in _in_utc(tables, naive_times, zone, zone_name, path):
+        yield RawCandles(_assemble(table, ts), "mt4", zone_name, layout=layout)
 
 
-def parse_histdata(path: Path, zone: dt.tzinfo, zone_name: str) -> RawCandles:
+def histdata_chunks(path: Path, zone: dt.tzinfo, zone_name: str, rows: int) -> Iterator[RawCandles]:
     """HistData.com generic ASCII M1: `YYYYMMDD HHMMSS;open;high;low;close;volume` (or `,`)."""
     names = ["datetime", "open", "high", "low", "close", "volume"]
     first = head_lines(path, 1)[0]
     sep = "," if "," in first and ";" not in first else ";"
-    table = _read_table(path, sep, names, header=False, text_columns=["datetime"])
-    naive = pd.to_datetime(table["datetime"], format="%Y%m%d %H%M%S", errors="coerce")
-    ts = _to_utc(naive, zone, zone_name, table["line"], path)
     layout = sep.join(["YYYYMMDD HHMMSS", "open", "high", "low", "close", "volume"])
-    return RawCandles(_assemble(table, ts), "histdata", zone_name, layout=layout)
+
+    def naive_times(table: pd.DataFrame) -> pd.Series:
+        return pd.to_datetime(table["datetime"], format="%Y%m%d %H%M%S", errors="coerce")
+
+    tables = _read_tables(path, sep, names, False, ["datetime"], None, rows)
+    for table, ts in _in_utc(tables, naive_times, zone, zone_name, path):
+        yield RawCandles(_assemble(table, ts), "histdata", zone_name, layout=layout)
 
 
 def parse_oanda_json(path: Path, zone: dt.tzinfo, zone_name: str) -> RawCandles:
@@ -331,13 +365,19 @@ def parse_oanda_times(times: pd.Series, zone: dt.tzinfo = dt.UTC) -> pd.Series:
     return out
 
 
-def parse_csv(
-    path: Path, zone: dt.tzinfo, zone_name: str, columns: str | None, fmt: str = "csv"
-) -> RawCandles:
+def csv_chunks(
+    path: Path,
+    zone: dt.tzinfo,
+    zone_name: str,
+    columns: str | None,
+    fmt: str = "csv",
+    rows: int = CHUNK_ROWS,
+) -> Iterator[RawCandles]:
     """Delimited text, with a header row or without one (`date,time,o,h,l,c,v`).
 
     Columns come from `--columns` (header names, or 1-based column numbers in a file without a
     header) or from common header names; a file without a header is read by its field count.
+    The timestamp layout is chosen on the first chunk and kept for the rest.
     """
     header = head_lines(path, 1)[0]
     sep = sniff_delimiter(header)
@@ -360,45 +400,56 @@ def parse_csv(
     price_columns = [
         names[mapping[k]] for k in ("open", "high", "low", "close", "volume") if k in mapping
     ]
-    table = _read_table(
-        path, sep, names, header=has_header, text_columns=text_columns, number_columns=price_columns
-    )
-    if "date" in mapping and "time" in mapping:
-        stamp = table[names[mapping["date"]]].str.cat(table[names[mapping["time"]]], sep=" ")
-    else:
-        stamp = table[names[mapping.get("time", mapping.get("date", 0))]]
-    parsed, has_offsets = _parse_generic_times(stamp, path, table["line"])
-    ts = parsed if has_offsets else _to_utc(parsed, zone, zone_name, table["line"], path)
-    renamed = table.rename(
-        columns={names[mapping[k]]: k for k in PRICE_COLUMNS + ("volume",) if k in mapping}
-    )
-    if "volume" not in mapping:
-        renamed["volume"] = 0.0
     if has_header:
         layout = sep.replace("\t", "<tab>").join(headers) + " (header of line 1)"
     else:
         order = sorted(mapping, key=lambda k: mapping[k])
         layout = sep.replace("\t", "<tab>").join(order) + " (no header)"
-    return RawCandles(
-        _assemble(renamed, ts),
-        fmt,
-        "offsets in file" if has_offsets else zone_name,
-        layout=layout,
-    )
+    chosen: list[str] = []  # the timestamp layout, chosen on the first chunk
+    offsets: list[bool] = []  # whether the first chunk's times carried a UTC offset
+
+    def times(table: pd.DataFrame) -> pd.Series:
+        if "date" in mapping and "time" in mapping:
+            stamp = table[names[mapping["date"]]].str.cat(table[names[mapping["time"]]], sep=" ")
+        else:
+            stamp = table[names[mapping.get("time", mapping.get("date", 0))]]
+        if not len(stamp):
+            return pd.Series(pd.NaT, index=stamp.index, dtype="datetime64[ns]")
+        if not chosen:
+            chosen.append(_choose_time_layout(stamp, path, table["line"]))
+        parsed = _read_times(stamp, chosen[0])
+        if not offsets:
+            offsets.append(isinstance(parsed.dtype, pd.DatetimeTZDtype))
+        return parsed
+
+    tables = _read_tables(path, sep, names, has_header, text_columns, price_columns, rows)
+    renames = {names[mapping[k]]: k for k in PRICE_COLUMNS + ("volume",) if k in mapping}
+    for table, ts in _in_utc(tables, times, zone, zone_name, path):
+        renamed = table.rename(columns=renames)
+        if "volume" not in mapping:
+            renamed["volume"] = 0.0
+        zone_read = "offsets in file" if offsets and offsets[0] else zone_name
+        yield RawCandles(_assemble(renamed, ts), fmt, zone_read, layout=layout)
 
 
 # ---------------------------------------------------------------- shared pieces
 
 
-def _read_table(
+def _read_tables(
     path: Path,
     sep: str,
     names: list[str],
     header: bool,
     text_columns: list[str],
-    number_columns: list[str] | None = None,
-) -> pd.DataFrame:
-    """`read_csv` with typed columns (strings fall back to NaN) and a `line` column per row."""
+    number_columns: list[str] | None,
+    rows: int,
+) -> Iterator[pd.DataFrame]:
+    """`read_csv` `rows` rows at a time, typed columns and a `line` column per row.
+
+    A chunk whose price field is not a number is read again as text from its first row on (the
+    rest of the file too), with NaN for what is not a number. Blank lines are dropped (their
+    numbers are kept).
+    """
     numbers = (
         number_columns
         if number_columns is not None
@@ -408,42 +459,56 @@ def _read_table(
         sep=sep,
         header=None,
         names=names,
-        skiprows=1 if header else 0,
         index_col=False,
         skip_blank_lines=False,
         skipinitialspace=True,
         encoding="utf-8-sig",
         engine="c",
+        chunksize=rows,
     )
     typed = {n: (np.float64 if n in numbers else str) for n in names}
-    try:
+    first_line = 2 if header else 1
+    consumed = 0  # rows (lines) read so far, blank ones included
+    as_text = False
+    yielded = False
+    while True:
+        skip = first_line - 1 + consumed
         try:
-            table = pd.read_csv(path, dtype=typed, **options)
-        except ValueError as exc:
-            if isinstance(exc, pd.errors.ParserError):
-                raise
-            table = pd.read_csv(path, dtype=str, **options)  # a price is not a number
-            for name in numbers:
-                table[name] = pd.to_numeric(table[name].str.strip(), errors="coerce")
-    except pd.errors.ParserError as exc:
-        found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
-        if found:
-            expected, line, saw = found.groups()
+            with pd.read_csv(
+                path, dtype=str if as_text else typed, skiprows=skip, **options
+            ) as reader:
+                for table in reader:
+                    if as_text:
+                        for name in numbers:
+                            table[name] = pd.to_numeric(table[name].str.strip(), errors="coerce")
+                    table["line"] = np.arange(len(table), dtype=np.int64) + first_line + consumed
+                    consumed += len(table)
+                    blank = table[names].isna().all(axis=1).to_numpy()
+                    yield table.loc[~blank].reset_index(drop=True) if blank.any() else table
+                    yielded = True
+            if not yielded:  # no rows at all (a header alone): one empty chunk
+                empty = pd.DataFrame({n: pd.Series(dtype=typed[n]) for n in names})
+                empty["line"] = pd.Series(dtype=np.int64)
+                yield empty
+            return
+        except pd.errors.ParserError as exc:
+            found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+            if found:
+                expected, line, saw = found.groups()
+                raise DataError(
+                    f"{path}, line {line}: "
+                    f"{saw} fields where {expected} were expected (separator {sep!r}); fix or "
+                    "delete that line"
+                ) from None
             raise DataError(
-                f"{path}, line {line}: "
-                f"{saw} fields where {expected} were expected (separator {sep!r}); fix or "
-                "delete that line"
+                f"{path}: cannot be read as delimited text ({exc}); check the format"
             ) from None
-        raise DataError(
-            f"{path}: cannot be read as delimited text ({exc}); check the format"
-        ) from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path}: not a UTF-8 text file; export the candles as text") from None
-    table["line"] = np.arange(1, len(table) + 1, dtype=np.int64) + (1 if header else 0)
-    blank = table[names].isna().all(axis=1)
-    if blank.any():
-        table = table.loc[~blank.to_numpy()].reset_index(drop=True)
-    return table
+        except UnicodeDecodeError:
+            raise DataError(f"{path}: not a UTF-8 text file; export the candles as text") from None
+        except ValueError:
+            if as_text:
+                raise
+            as_text = True  # a price is not a number: read this chunk and the rest as text
 
 
 def _first_layout(text: pd.Series, layouts: tuple[str, ...]) -> pd.Series:
@@ -476,10 +541,60 @@ def _assemble(table: pd.DataFrame, ts: pd.Series) -> pd.DataFrame:
     return frame
 
 
+def _in_utc(
+    tables: Iterator[pd.DataFrame],
+    times: Callable[[pd.DataFrame], pd.Series],
+    zone: dt.tzinfo,
+    zone_name: str,
+    path: Path,
+) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
+    """Each chunk with its times in naive UTC (`times` reads them, naive local or with offsets).
+
+    Rows at a chunk's end inside a daylight-saving hour that repeats (autumn) wait for the next
+    chunk, so that the repeated hour is resolved ('infer') from both its passes at once.
+    """
+    pending: pd.DataFrame | None = None
+    for table in tables:
+        if pending is not None:
+            table = pd.concat([pending, table], ignore_index=True)
+            pending = None
+        parsed = times(table)
+        keep = _before_repeated_hour(parsed, zone, zone_name)
+        if keep < len(table):
+            pending = table.iloc[keep:].reset_index(drop=True)
+            if keep == 0:
+                continue
+            table, parsed = table.iloc[:keep].reset_index(drop=True), parsed.iloc[:keep]
+        yield table, _to_utc(parsed, zone, zone_name, table["line"], path)
+    if pending is not None:
+        yield pending, _to_utc(times(pending), zone, zone_name, pending["line"], path)
+
+
+def _before_repeated_hour(parsed: pd.Series, zone: dt.tzinfo, zone_name: str) -> int:
+    """How many leading rows of a chunk do not end in a repeated (ambiguous) local hour."""
+    if isinstance(parsed.dtype, pd.DatetimeTZDtype) or isinstance(zone, dt.timezone):
+        return len(parsed)
+    tail = parsed.iloc[-_CLOCK_CHANGE_ROWS:].dt.floor("s")
+    if not len(tail):
+        return 0
+    base = tail - pd.Timedelta(hours=zone_shift(zone_name)[1])
+    local = base.dt.tz_localize(zone, ambiguous="NaT", nonexistent="shift_forward")
+    ambiguous = (local.isna() & base.notna()).to_numpy()
+    if not ambiguous[-1]:
+        return len(parsed)
+    clear = np.flatnonzero(~ambiguous)
+    return len(parsed) - len(tail) + (int(clear[-1]) + 1 if len(clear) else 0)
+
+
 def _to_utc(
     naive: pd.Series, zone: dt.tzinfo, zone_name: str, lines: pd.Series, path: Path
 ) -> pd.Series:
-    """Naive local times in `zone` -> naive UTC; a clear error for times a DST shift skips."""
+    """Naive local times in `zone` -> naive UTC; a clear error for times a DST shift skips.
+
+    Times that carry their own offset are only converted to naive UTC.
+    """
+    if isinstance(naive.dtype, pd.DatetimeTZDtype):
+        return naive.dt.tz_convert("UTC").dt.tz_localize(None)
     naive = naive.dt.floor("s")  # sub-second noise is dropped; seconds are checked later
     _, shift = zone_shift(zone_name)
     naive = naive - pd.Timedelta(hours=shift)  # a shifted zone's clock, back to its base zone
@@ -511,20 +626,21 @@ def _to_naive_utc(parsed: pd.Series, zone: dt.tzinfo) -> pd.Series:
     return parsed.dt.tz_localize(zone).dt.tz_convert("UTC").dt.tz_localize(None)
 
 
-def _parse_generic_times(stamp: pd.Series, path: Path, lines: pd.Series) -> tuple[pd.Series, bool]:
-    """Try the known layouts on a sample; returns (times, True if they carried an offset)."""
-    text = stamp
-    sample = text.dropna().iloc[:_SAMPLE_ROWS]
+def _choose_time_layout(stamp: pd.Series, path: Path, lines: pd.Series) -> str:
+    """The layout of a generic CSV's timestamps (a TIME_LAYOUTS entry, 'unix-s' or 'unix-ms').
+
+    Tried on a sample; between two that fit (day-first, month-first) the one that reads more of
+    `stamp` in time order wins.
+    """
+    sample = stamp.dropna().iloc[:_SAMPLE_ROWS]
     numeric = pd.to_numeric(sample, errors="coerce")
     if len(sample) and numeric.notna().all():
-        values = pd.to_numeric(text, errors="coerce")
-        unit = "ms" if float(numeric.median()) > 1e11 else "s"
-        return pd.to_datetime(values, unit=unit, errors="coerce", utc=True), True
-    viable: list[pd.Series] = []
+        return "unix-ms" if float(numeric.median()) > 1e11 else "unix-s"
+    viable: list[str] = []
     for layout in TIME_LAYOUTS:
         parsed = _try_layout(sample, layout)
         if parsed is not None and parsed.notna().mean() >= 0.9:
-            viable.append(_try_layout(text, layout))
+            viable.append(layout)
             if layout == "ISO8601" or len(viable) == 2:
                 break
     if not viable:
@@ -535,14 +651,22 @@ def _parse_generic_times(stamp: pd.Series, path: Path, lines: pd.Series) -> tupl
             "(2022-01-03 00:00:00) or pass --format mt4/histdata if the file is one of those"
         )
 
-    def badness(series: pd.Series) -> tuple[int, bool]:
+    def badness(layout: str) -> tuple[int, bool]:
+        series = _read_times(stamp, layout)
         return int(series.isna().sum()), not series.dropna().is_monotonic_increasing
 
-    best = min(viable, key=badness)  # day-first vs month-first: fewer failures, then in order
-    has_offsets = isinstance(best.dtype, pd.DatetimeTZDtype)
-    if has_offsets:
-        best = best.dt.tz_convert("UTC")
-    return best.dt.tz_localize(None) if has_offsets else best, has_offsets
+    return min(viable, key=badness)  # fewer failures, then in time order, then listed first
+
+
+def _read_times(stamp: pd.Series, layout: str) -> pd.Series:
+    """`stamp` read in `layout`: naive, or tz-aware where the times carry an offset (or unix)."""
+    if layout.startswith("unix-"):
+        values = pd.to_numeric(stamp, errors="coerce")
+        return pd.to_datetime(values, unit=layout[5:], errors="coerce", utc=True)
+    parsed = _try_layout(stamp, layout)
+    if parsed is None:
+        return pd.Series(pd.NaT, index=stamp.index, dtype="datetime64[ns]")
+    return parsed
 
 
 def _try_layout(text: pd.Series, layout: str) -> pd.Series | None:

@@ -1,18 +1,22 @@
 """`micro data import FILE`: read a candle file, validate every row, write it all or nothing.
 
-The parsers live in `micro.data.formats`; this module checks what they read (vectorised, so a
-file of millions of rows costs seconds) and writes through `micro.data.store`. Nothing is
-written when any check fails: the store is opened only after the whole file has passed.
+The parsers live in `micro.data.formats`; this module checks what they read and writes through
+`micro.data.store`. The file streams: each chunk of `formats.CHUNK_ROWS` rows is checked
+(vectorised, so millions of rows cost seconds) and staged in a DuckDB file in a temporary folder,
+so memory does not grow with the file. Nothing is written when any check fails: the store is
+opened only after the whole file has passed, and the staged bars go in in one transaction.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -26,16 +30,9 @@ from micro.runtime import Context
 
 log = logging.getLogger("micro.data")
 
-
-@dataclass(frozen=True)
-class CheckedCandles:
-    """Candles that passed every check: unique, sorted, UTC minute bars ready for the store."""
-
-    frame: pd.DataFrame
-    """Columns ts (naive UTC), open, high, low, close, volume; unique and sorted by ts."""
-    rows_read: int
-    duplicates_dropped: int
-    first_duplicate_line: int | None
+STAGING_MEMORY = "512MB"
+"""DuckDB's memory limit while staging a file (it spills to disk beyond it). The merge into the
+store has none: the store's primary-key index of a 10-million-bar import needs about 1.3 GB."""
 
 
 def run_import(ctx: Context) -> int:
@@ -48,53 +45,98 @@ def run_import(ctx: Context) -> int:
     path = Path(args.file).expanduser()
     name = args.instrument or ctx.config.data.instrument
     instrument = instruments.instrument(name)
-    raw = formats.parse(path, args.format, tz=args.tz, columns=args.columns)
-    if args.tz and raw.zone == "offsets in file":
-        log.warning("%s: timestamps carry their own UTC offset; --tz %s is ignored", path, args.tz)
-    checked = check_candles(raw, path, instrument)
-    zone_level, zone_note = check_zone(raw, checked, path, explicit=args.tz)
-    ctx.start_logging("data")
-    with store.connect(ctx.home.store) as con:
-        written = store.write_candles(con, instrument.name, checked.frame, replace=args.replace)
-    if checked.duplicates_dropped:
+    with tempfile.TemporaryDirectory(prefix="micro-import-") as folder:
+        staged = Path(folder) / "staged.duckdb"
+        checks, raw = stage_file(path, staged, args.format, args.tz, args.columns)
+        if args.tz and raw.zone == "offsets in file":
+            log.warning(
+                "%s: timestamps carry their own UTC offset; --tz %s is ignored", path, args.tz
+            )
+        with duckdb.connect(str(staged), read_only=True) as con:
+            median, first, last = store.one_row(
+                con, "SELECT median(close), min(ts), max(ts) FROM candles"
+            )
+        _check_price_scale(path, instrument, float(median))
+        zone_level, zone_note = check_zone(raw, checks.weekends.fit(), path, explicit=args.tz)
+        ctx.start_logging("data")
+        with store.connect(ctx.home.store) as con:
+            written = store.write_staged_candles(con, instrument.name, staged, args.replace)
+    if checks.duplicates_dropped:
         log.info(
             "%s: dropped %d identical duplicate row(s), the first at %s %d",
             path,
-            checked.duplicates_dropped,
+            checks.duplicates_dropped,
             raw.unit,
-            checked.first_duplicate_line,
+            checks.first_duplicate_line,
         )
-    if raw.skipped_incomplete:
-        log.info("%s: skipped %d incomplete candle(s)", path, raw.skipped_incomplete)
+    if checks.skipped_incomplete:
+        log.info("%s: skipped %d incomplete candle(s)", path, checks.skipped_incomplete)
     log.log(zone_level, "%s", zone_note)
-    span = checked.frame["ts"]
     log.info(
         "%s: read %d bars from %s (%s, source zone %s): %d new bars, %d already stored, "
         "%d replaced, %d identical duplicates dropped; span %s to %s UTC",
         instrument.name,
-        checked.rows_read,
+        checks.rows_read,
         path.name,
         raw.format,
         raw.zone,
         written.inserted,
         written.unchanged,
         written.replaced,
-        checked.duplicates_dropped,
-        span.iloc[0].strftime("%Y-%m-%d %H:%M"),
-        span.iloc[-1].strftime("%Y-%m-%d %H:%M"),
+        checks.duplicates_dropped,
+        pd.Timestamp(first).strftime("%Y-%m-%d %H:%M"),
+        pd.Timestamp(last).strftime("%Y-%m-%d %H:%M"),
     )
     return 0
 
 
+def stage_file(
+    path: Path,
+    staged: Path,
+    fmt: str,
+    tz: str | None,
+    columns: str | None,
+    rows: int = formats.CHUNK_ROWS,
+) -> tuple[CandleChecks, RawCandles]:
+    """Read and check `path` a chunk at a time into the `candles` table of the new file `staged`.
+
+    Returns the checks' tallies and the last chunk (the file's format, zone and layout). The
+    first failed check is a DataError naming its line and how many rows fail it in the file.
+    """
+    checks = CandleChecks(path)
+    raw: RawCandles | None = None
+    with duckdb.connect(str(staged)) as con:
+        con.execute(f"SET memory_limit = '{STAGING_MEMORY}'")
+        con.execute(
+            "CREATE TABLE candles (ts TIMESTAMP, open DOUBLE, high DOUBLE, low DOUBLE, "
+            "close DOUBLE, volume DOUBLE)"
+        )
+        try:
+            for raw in formats.read_chunks(path, fmt, tz, columns, rows):
+                kept = checks.check(raw)
+                if len(kept):
+                    con.register("chunk", kept)
+                    con.execute(
+                        f"INSERT INTO candles SELECT {', '.join(store.CANDLE_COLUMNS)} FROM chunk"
+                    )
+                    con.unregister("chunk")
+        except DataError:
+            if checks.failure is None:
+                raise  # a read error before any failed check; else the earlier row is reported
+        checks.raise_failure()
+    if raw is None or checks.rows_read == 0:
+        raise DataError(f"{path}: no candles in the file; check that it is the right file")
+    return checks, raw
+
+
 def check_zone(
-    raw: RawCandles, checked: CheckedCandles, path: Path, explicit: str | None
+    raw: RawCandles, fit: weeks.WeekFit, path: Path, explicit: str | None
 ) -> tuple[int, str]:
     """Refuse a file whose weeks do not sit on the FX week in UTC, naming the `--tz` that fits.
 
     With `--tz` given the user's zone wins: a misfit is a warning, not a refusal. Returns the
     log level and line to print once the import has succeeded.
     """
-    fit = weeks.week_fit(checked.frame["ts"])
     shift = fit.shift_hours
     if not fit.edges:
         return logging.INFO, f"{path}: no weekend in the file; its time zone was not checked"
@@ -116,88 +158,169 @@ def check_zone(
     )
 
 
-def check_candles(
-    raw: RawCandles, path: Path, instrument: instruments.Instrument
-) -> CheckedCandles:
-    """Every check of an import, vectorised; the first failure is a DataError naming its line."""
-    frame = raw.frame
-    where = _Where(path, raw)
-    if frame.empty:
-        raise DataError(f"{path}: no candles in the file; check that it is the right file")
-    prices = frame.loc[:, list(PRICE_COLUMNS)].to_numpy(dtype=np.float64)  # [N, 4]
-    volume = frame["volume"].to_numpy(dtype=np.float64)  # [N]
-    ts = frame["ts"]
+@dataclass
+class _Failure:
+    """The first failed check of a file: where, what, the fix, and the rows failing it so far."""
 
-    unreadable = ts.isna().to_numpy() | np.isnan(prices).any(axis=1) | np.isnan(volume)
-    where.fail_if(unreadable, "cannot read the row", f"expected {raw.layout}; fix or delete it")
+    check: str
+    where: str
+    fix: str
+    count: int
 
-    not_positive = ~np.isfinite(prices).all(axis=1) | (prices <= 0).any(axis=1)
-    where.fail_if(
-        not_positive,
-        "a price is zero, negative or infinite",
-        "fix or delete the row (prices must be positive)",
-        lambda i: (
-            f" (open {prices[i, 0]:g}, high {prices[i, 1]:g}, low {prices[i, 2]:g}, "
-            f"close {prices[i, 3]:g})"
-        ),
-    )
-    where.fail_if(
-        ~np.isfinite(volume) | (volume < 0),
-        "volume is negative or infinite",
-        "fix or delete the row",
-    )
-    open_, high, low, close = prices.T
-    top, bottom = np.maximum(open_, close), np.minimum(open_, close)
-    where.fail_if(
-        high < top,
-        "high is below max(open, close)",
-        "the row is corrupt or its columns are in the wrong order (expected open, high, low, "
-        "close)",
-        lambda i: f" (high {high[i]:g}, open {open_[i]:g}, close {close[i]:g})",
-    )
-    where.fail_if(
-        low > bottom,
-        "low is above min(open, close)",
-        "the row is corrupt or its columns are in the wrong order (expected open, high, low, "
-        "close)",
-        lambda i: f" (low {low[i]:g}, open {open_[i]:g}, close {close[i]:g})",
-    )
 
-    stamps = ts.to_numpy(dtype="datetime64[ns]")  # [N] naive UTC
-    off_minute = (stamps - stamps.astype("datetime64[m]")) != np.timedelta64(0, "ns")
-    where.fail_if(
-        off_minute,
-        "timestamp is not on a minute boundary (1-minute bars open at :00 seconds)",
-        "this importer takes 1-minute bars only",
-        lambda i: f" ({pd.Timestamp(stamps[i])} UTC)",
-    )
-    step = np.diff(stamps)  # [N-1]
-    backwards = np.concatenate([[False], step < np.timedelta64(0, "ns")])
-    where.fail_if(
-        backwards,
-        "timestamp goes backwards",
-        "sort the file by time (oldest first) or remove the stray row",
-        lambda i: f" ({pd.Timestamp(stamps[i])} UTC after {pd.Timestamp(stamps[i - 1])} UTC)",
-    )
-    repeated = np.concatenate([[False], step == np.timedelta64(0, "ns")])
-    values = np.column_stack([prices, volume])  # [N, 5]
-    same_values = np.concatenate([[False], (values[1:] == values[:-1]).all(axis=1)])
-    where.fail_if(
-        repeated & ~same_values,
-        "duplicate timestamp with different values (a conflict)",
-        "keep one of the two rows",
-        lambda i: f" ({pd.Timestamp(stamps[i])} UTC; close {close[i - 1]:g} then {close[i]:g})",
-    )
-    dropped = repeated & same_values
-    kept = frame.loc[~dropped, ["ts", *PRICE_COLUMNS, "volume"]].reset_index(drop=True)
-    _check_price_scale(path, instrument, float(np.median(close)))
-    first_duplicate = int(frame["line"].to_numpy()[np.argmax(dropped)]) if dropped.any() else None
-    return CheckedCandles(
-        frame=kept,
-        rows_read=len(frame),
-        duplicates_dropped=int(dropped.sum()),
-        first_duplicate_line=first_duplicate,
-    )
+class CandleChecks:
+    """Every row check of an import, a chunk at a time, vectorised within each chunk.
+
+    The first chunk with a failing row decides (its first failing check, in the order below, at
+    its first failing row); the later chunks are only counted for that same check, so the
+    message gives the whole file's count. Order and time checks see the last row of the
+    previous chunk. Also tallies the rows, the identical duplicates dropped and the weekends.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows_read = 0
+        self.duplicates_dropped = 0
+        self.first_duplicate_line: int | None = None
+        self.skipped_incomplete = 0
+        self.failure: _Failure | None = None
+        self.weekends = weeks.Weekends()
+        self._last: tuple[np.datetime64, np.ndarray] | None = None  # ts [ns], values [5]
+
+    def check(self, raw: RawCandles) -> pd.DataFrame:
+        """The chunk's rows that passed (identical duplicates dropped); none once any failed."""
+        frame = raw.frame
+        self.rows_read += len(frame)
+        self.skipped_incomplete += raw.skipped_incomplete
+        empty = frame.iloc[:0].loc[:, list(store.CANDLE_COLUMNS)]
+        if frame.empty:
+            return empty
+        prices = frame.loc[:, list(PRICE_COLUMNS)].to_numpy(dtype=np.float64)  # [N, 4]
+        volume = frame["volume"].to_numpy(dtype=np.float64)  # [N]
+        stamps = frame["ts"].to_numpy(dtype="datetime64[ns]")  # [N] naive UTC
+        values = np.column_stack([prices, volume])  # [N, 5]
+        # The previous chunk's last row ahead of this chunk's, for the checks of order.
+        known = self._last is not None
+        before_ts = np.array([self._last[0] if self._last else "NaT"], dtype="datetime64[ns]")
+        before_values = self._last[1] if self._last else np.full(5, np.nan)
+        previous_ts = np.concatenate([before_ts, stamps[:-1]])  # [N]: the row before each
+        previous_values = np.vstack([before_values, values[:-1]])  # [N, 5]
+        step = stamps - previous_ts  # [N]; NaT for a file's first row
+        first_row = np.zeros(len(stamps), dtype=bool)
+        first_row[0] = not known
+        backwards = ~first_row & (step < np.timedelta64(0, "ns"))
+        repeated = ~first_row & (step == np.timedelta64(0, "ns"))
+        same_values = (values == previous_values).all(axis=1)
+        open_, high, low, close = prices.T
+        top, bottom = np.maximum(open_, close), np.minimum(open_, close)
+        off_minute = (stamps - stamps.astype("datetime64[m]")) != np.timedelta64(0, "ns")
+
+        def shown_prices(i: int) -> str:
+            return (
+                f" (open {prices[i, 0]:g}, high {prices[i, 1]:g}, low {prices[i, 2]:g}, "
+                f"close {prices[i, 3]:g})"
+            )
+
+        wrong_order = (
+            "the row is corrupt or its columns are in the wrong order (expected open, high, "
+            "low, close)"
+        )
+        checks: list[tuple[str, Callable[[], np.ndarray], str, Callable[[int], str] | None]] = [
+            (
+                "cannot read the row",
+                lambda: (
+                    frame["ts"].isna().to_numpy() | np.isnan(prices).any(axis=1) | np.isnan(volume)
+                ),
+                f"expected {raw.layout}; fix or delete it",
+                None,
+            ),
+            (
+                "a price is zero, negative or infinite",
+                lambda: ~np.isfinite(prices).all(axis=1) | (prices <= 0).any(axis=1),
+                "fix or delete the row (prices must be positive)",
+                shown_prices,
+            ),
+            (
+                "volume is negative or infinite",
+                lambda: ~np.isfinite(volume) | (volume < 0),
+                "fix or delete the row",
+                None,
+            ),
+            (
+                "high is below max(open, close)",
+                lambda: high < top,
+                wrong_order,
+                lambda i: f" (high {high[i]:g}, open {open_[i]:g}, close {close[i]:g})",
+            ),
+            (
+                "low is above min(open, close)",
+                lambda: low > bottom,
+                wrong_order,
+                lambda i: f" (low {low[i]:g}, open {open_[i]:g}, close {close[i]:g})",
+            ),
+            (
+                "timestamp is not on a minute boundary (1-minute bars open at :00 seconds)",
+                lambda: off_minute,
+                "this importer takes 1-minute bars only",
+                lambda i: f" ({pd.Timestamp(stamps[i])} UTC)",
+            ),
+            (
+                "timestamp goes backwards",
+                lambda: backwards,
+                "sort the file by time (oldest first) or remove the stray row",
+                lambda i: (
+                    f" ({pd.Timestamp(stamps[i])} UTC after {pd.Timestamp(previous_ts[i])} UTC)"
+                ),
+            ),
+            (
+                "duplicate timestamp with different values (a conflict)",
+                lambda: repeated & ~same_values,
+                "keep one of the two rows",
+                lambda i: (
+                    f" ({pd.Timestamp(stamps[i])} UTC; close {previous_values[i, 3]:g} "
+                    f"then {close[i]:g})"
+                ),
+            ),
+        ]
+        lines = frame["line"].to_numpy()
+        for what, bad_rows, fix, detail in checks:
+            if self.failure is not None and self.failure.check != what:
+                continue
+            bad = bad_rows()
+            if not bad.any():
+                continue
+            if self.failure is not None:
+                self.failure.count += int(bad.sum())
+                return empty
+            first = int(np.argmax(bad))
+            shown = detail(first) if detail is not None else self._text(raw, int(lines[first]))
+            where = f"{self.path}, {raw.unit} {int(lines[first])}: {what}{shown}"
+            self.failure = _Failure(what, where, fix, int(bad.sum()))
+            return empty
+        if self.failure is not None:
+            return empty
+        dropped = repeated & same_values
+        if dropped.any() and self.first_duplicate_line is None:
+            self.first_duplicate_line = int(lines[np.argmax(dropped)])
+        self.duplicates_dropped += int(dropped.sum())
+        self._last = (stamps[-1], values[-1])
+        kept = frame.loc[~dropped, list(store.CANDLE_COLUMNS)]
+        self.weekends.add(kept["ts"].to_numpy(dtype="datetime64[ns]").astype(np.int64))
+        return kept
+
+    def raise_failure(self) -> None:
+        """The first failed check as one DataError: file, line, what, count, the fix."""
+        failure = self.failure
+        if failure is None:
+            return
+        more = f"; {failure.count - 1} more row(s) like it" if failure.count > 1 else ""
+        raise DataError(f"{failure.where}{more}; {failure.fix} (nothing was imported)")
+
+    def _text(self, raw: RawCandles, line: int) -> str:
+        if raw.unit != "line":
+            return ""
+        text = _line_text(self.path, line)
+        return f" {text[:80]!r}" if text is not None else ""
 
 
 def _check_price_scale(path: Path, instrument: instruments.Instrument, median: float) -> None:
@@ -216,40 +339,6 @@ def _check_price_scale(path: Path, instrument: instruments.Instrument, median: f
             f"{instrument.typical_price:g}: wrong --instrument or a price scale off by "
             f"10^{power}"
         )
-
-
-class _Where:
-    """Turns a mask of bad rows into one DataError: file, first line, what, count, the fix."""
-
-    def __init__(self, path: Path, raw: RawCandles) -> None:
-        self.path = path
-        self.raw = raw
-        self.lines = raw.frame["line"].to_numpy()
-
-    def fail_if(
-        self,
-        bad: np.ndarray,
-        what: str,
-        fix: str,
-        detail: Callable[[int], str] | None = None,
-    ) -> None:
-        if not bad.any():
-            return
-        first = int(np.argmax(bad))
-        count = int(bad.sum())
-        line = int(self.lines[first])
-        shown = detail(first) if detail is not None else self._text(line)
-        more = f"; {count - 1} more row(s) like it" if count > 1 else ""
-        raise DataError(
-            f"{self.path}, {self.raw.unit} {line}: {what}{shown}{more}; {fix} "
-            "(nothing was imported)"
-        )
-
-    def _text(self, line: int) -> str:
-        if self.raw.unit != "line":
-            return ""
-        text = _line_text(self.path, line)
-        return f" {text[:80]!r}" if text is not None else ""
 
 
 def _line_text(path: Path, line: int) -> str | None:

@@ -9,6 +9,7 @@ Candles are mid OHLC of 1-minute bars keyed by (instrument, ts); ts is the bar's
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,11 +103,62 @@ def write_candles(
     if missing:
         raise ValueError(f"candle frame lacks columns {missing}")
     incoming = frame.loc[:, list(CANDLE_COLUMNS)]
-    step = max(1, len(incoming) // SHIFT_PROBES)
+    return _merge_incoming(
+        con,
+        instrument,
+        replace,
+        lambda: con.register("incoming", incoming),
+        lambda: con.unregister("incoming"),
+    )
+
+
+def write_staged_candles(
+    con: duckdb.DuckDBPyConnection, instrument: str, staged: Path, replace: bool = False
+) -> CandleWrite:
+    """`write_candles` of the `candles` table of the DuckDB file `staged`, never in memory whole.
+
+    `staged` holds CANDLE_COLUMNS, ts naive UTC and unique (an import stages a file there a
+    chunk at a time); it is attached read-only for the one transaction.
+    """
+    con.execute("ATTACH ? AS staged (READ_ONLY)", [str(staged)])
+    try:
+        columns = ", ".join(CANDLE_COLUMNS)
+        return _merge_incoming(
+            con,
+            instrument,
+            replace,
+            lambda: con.execute(
+                f"CREATE TEMP VIEW incoming AS SELECT {columns} FROM staged.candles"
+            ),
+            lambda: con.execute("DROP VIEW IF EXISTS incoming"),
+        )
+    finally:
+        con.execute("DETACH staged")
+
+
+def _merge_incoming(
+    con: duckdb.DuckDBPyConnection,
+    instrument: str,
+    replace: bool,
+    open_incoming: Callable[[], object],
+    close_incoming: Callable[[], object],
+) -> CandleWrite:
+    """`write_candles`' transaction over `incoming` (CANDLE_COLUMNS), made by `open_incoming`.
+
+    `open_incoming` runs inside the transaction (a pending result of the caller's is closed by
+    then), `close_incoming` at its end whatever happened.
+    """
     con.execute("BEGIN TRANSACTION")
     try:
-        con.register("incoming", incoming)
-        con.register("probe", incoming.iloc[::step])
+        open_incoming()
+        count, lo, hi = one_row(con, "SELECT count(*), min(ts), max(ts) FROM incoming")
+        count = int(count)
+        step = max(1, count // SHIFT_PROBES)
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE probe AS SELECT * FROM incoming "
+            "QUALIFY (row_number() OVER (ORDER BY ts) - 1) % ? = 0",
+            [step],
+        )
         # Bars already stored with other values, computed once (imports can be millions of rows).
         con.execute(
             """
@@ -146,10 +198,10 @@ def write_candles(
         )
         identical = already - n_conflicts
         removed = 0
-        if replace and len(incoming):
-            lo = incoming["ts"].iloc[0] + pd.Timedelta(hours=min(0, shift))
-            hi = incoming["ts"].iloc[-1] + pd.Timedelta(hours=max(0, shift))
-            window = [instrument, lo.to_pydatetime(), hi.to_pydatetime()]
+        if replace and count:
+            low = pd.Timestamp(lo) + pd.Timedelta(hours=min(0, shift))
+            high = pd.Timestamp(hi) + pd.Timedelta(hours=max(0, shift))
+            window = [instrument, low.to_pydatetime(), high.to_pydatetime()]
             where = "WHERE instrument = ? AND ts BETWEEN ? AND ?"
             removed = int(one_row(con, f"SELECT count(*) FROM candles {where}", window)[0])
             con.execute(f"DELETE FROM candles {where}", window)
@@ -167,11 +219,11 @@ def write_candles(
         con.execute("ROLLBACK")
         raise
     finally:
-        con.unregister("incoming")
-        con.unregister("probe")
+        close_incoming()
         con.execute("DROP TABLE IF EXISTS conflicts")
+        con.execute("DROP TABLE IF EXISTS probe")
     return CandleWrite(
-        inserted=len(incoming) - already,
+        inserted=count - already,
         unchanged=identical,
         replaced=removed - identical if replace else 0,
     )

@@ -121,29 +121,57 @@ def expected(kind: str, near: pd.Timestamp) -> pd.Timestamp | None:
 
 def week_fit(ts: pd.Series) -> WeekFit:
     """The weekly edges of sorted, naive UTC bar times `ts` [N]."""
-    stamps = pd.DatetimeIndex(ts).as_unit("ns")
-    if len(stamps) == 0:
-        return WeekFit(())
-    minute = pd.Timedelta(minutes=1)
-    candidates: list[tuple[str, pd.Timestamp]] = []
-    gaps = np.flatnonzero(np.diff(stamps.asi8) >= _WEEKEND_GAP.value) + 1
-    for i in gaps:
-        candidates.append(("close", stamps[i - 1] + minute))
-        candidates.append(("open", stamps[i]))
-    edges: list[Edge] = []
-    for kind, at in candidates:
-        want = expected(kind, at)
-        if want is not None:
-            edges.append(Edge(kind, at, (at - want) / _HOUR))
-    # The file's first and last bar count only when they lie inside the closed weekend.
-    first, last = stamps[0], stamps[-1] + minute
-    want = expected("open", first)
-    if want is not None and first < want - 0.5 * _HOUR and not _has(edges, "open", first):
-        edges.append(Edge("open", first, (first - want) / _HOUR))
-    want = expected("close", last)
-    if want is not None and last > want + 0.5 * _HOUR and not _has(edges, "close", last):
-        edges.append(Edge("close", last, (last - want) / _HOUR))
-    return WeekFit(tuple(edges))
+    weekends = Weekends()
+    weekends.add(pd.DatetimeIndex(ts).as_unit("ns").asi8)
+    return weekends.fit()
+
+
+class Weekends:
+    """The weekend gaps (24 h or more) of sorted bar times fed a chunk at a time, for a WeekFit.
+
+    Holds the gaps and the first and last time only, so a file of any length fits in memory.
+    """
+
+    def __init__(self) -> None:
+        self.first: int | None = None  # ns since the epoch, naive UTC
+        self.last: int | None = None
+        self.gaps: list[tuple[int, int]] = []  # (the bar before, the bar after)
+
+    def add(self, ns: np.ndarray) -> None:
+        """The next sorted bar times [N] (int64 ns since the epoch, naive UTC)."""
+        if not len(ns):
+            return
+        if self.last is not None:
+            ns = np.concatenate([[self.last], ns])
+        else:
+            self.first = int(ns[0])
+        for i in np.flatnonzero(np.diff(ns) >= _WEEKEND_GAP.value) + 1:
+            self.gaps.append((int(ns[i - 1]), int(ns[i])))
+        self.last = int(ns[-1])
+
+    def fit(self) -> WeekFit:
+        """The weekly opens and closes found, each with its distance from the FX week's."""
+        if self.first is None or self.last is None:
+            return WeekFit(())
+        minute = pd.Timedelta(minutes=1)
+        candidates: list[tuple[str, pd.Timestamp]] = []
+        for before, after in self.gaps:
+            candidates.append(("close", pd.Timestamp(before) + minute))
+            candidates.append(("open", pd.Timestamp(after)))
+        edges: list[Edge] = []
+        for kind, at in candidates:
+            want = expected(kind, at)
+            if want is not None:
+                edges.append(Edge(kind, at, (at - want) / _HOUR))
+        # The first and last bar count only when they lie inside the closed weekend.
+        first, last = pd.Timestamp(self.first), pd.Timestamp(self.last) + minute
+        want = expected("open", first)
+        if want is not None and first < want - 0.5 * _HOUR and not _has(edges, "open", first):
+            edges.append(Edge("open", first, (first - want) / _HOUR))
+        want = expected("close", last)
+        if want is not None and last > want + 0.5 * _HOUR and not _has(edges, "close", last):
+            edges.append(Edge("close", last, (last - want) / _HOUR))
+        return WeekFit(tuple(edges))
 
 
 def _has(edges: list[Edge], kind: str, at: pd.Timestamp) -> bool:

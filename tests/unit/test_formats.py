@@ -306,3 +306,82 @@ def test_a_line_over_the_limit_is_refused_wherever_it_lies(tmp_path: Path) -> No
     lines.check_line_lengths(write(tmp_path, "ok.csv", rows))  # short lines pass
     one_line_json = write(tmp_path, "c.json", json.dumps({"candles": [{}] * 5000}))
     lines.check_line_lengths(one_line_json)  # OANDA's one-line JSON is exempt
+
+
+# ---------------------------------------------------------------- streaming in chunks
+
+
+def _whole_and_chunked(path: Path, fmt: str, rows: int, **kw: str) -> tuple[pd.DataFrame, list]:
+    whole = formats.parse(path, fmt, **kw).frame
+    chunks = list(formats.read_chunks(path, fmt, rows=rows, **kw))
+    return whole, chunks
+
+
+def test_chunks_read_the_same_rows_as_the_whole_file(tmp_path: Path) -> None:
+    minutes = pd.date_range("2022-01-03 00:00", periods=1000, freq="1min")
+    text = "".join(f"{t:%Y.%m.%d,%H:%M},1.1,1.2,1.0,1.15,{i}\n" for i, t in enumerate(minutes))
+    text = text.replace("\n", "\n\n", 1)  # a blank line 2
+    whole, chunks = _whole_and_chunked(write(tmp_path, "a.csv", text), "mt4", 64, tz="Etc/GMT-2")
+    assert len(chunks) == 16 and all(len(c.frame) <= 64 for c in chunks)
+    joined = pd.concat([c.frame for c in chunks], ignore_index=True)
+    assert joined.equals(whole) and len(whole) == 1000
+    assert joined["line"].iloc[:3].tolist() == [1, 3, 4]
+    assert {c.zone for c in chunks} == {"Etc/GMT-2"}
+
+
+def test_a_repeated_autumn_hour_cut_by_a_chunk_is_resolved_from_both_passes(
+    tmp_path: Path,
+) -> None:
+    """Europe/London 30 Oct 2022: 01:00-01:59 twice (BST, then GMT); chunks end inside it."""
+    utc = pd.date_range("2022-10-29 23:00", "2022-10-30 03:00", freq="1min", inclusive="left")
+    local = utc.tz_localize("UTC").tz_convert("Europe/London").tz_localize(None)
+    text = "".join(f"{t:%Y.%m.%d,%H:%M},1.1,1.2,1.0,1.15,1\n" for t in local)
+    path = write(tmp_path, "london.csv", text)
+    for rows in (90, 150, 200, 1000):  # cut in the first pass, the second, right after
+        chunks = list(formats.read_chunks(path, "mt4", tz="Europe/London", rows=rows))
+        joined = pd.concat([c.frame for c in chunks], ignore_index=True)
+        assert joined["ts"].tolist() == list(utc), rows
+
+
+def test_a_bad_price_in_a_later_chunk_reads_as_nan_on_its_line(tmp_path: Path) -> None:
+    minutes = pd.date_range("2022-01-03 00:00", periods=300, freq="1min")
+    rows = [f"{t:%Y.%m.%d,%H:%M},1.1,1.2,1.0,1.15,1" for t in minutes]
+    rows[250] = rows[250].replace("1.2", "oops", 1)
+    path = write(tmp_path, "a.csv", "\n".join(rows) + "\n")
+    joined = pd.concat([c.frame for c in formats.read_chunks(path, "mt4", rows=100)])
+    assert len(joined) == 300 and joined["line"].tolist() == list(range(1, 301))
+    assert joined["high"].isna().tolist() == [i == 250 for i in range(300)]
+
+
+def test_a_row_with_too_many_fields_in_a_later_chunk_names_its_line(tmp_path: Path) -> None:
+    minutes = pd.date_range("2022-01-03 00:00", periods=300, freq="1min")
+    rows = [f"{t:%Y.%m.%d,%H:%M},1.1,1.2,1.0,1.15,1" for t in minutes]
+    rows[270] += ",9"
+    path = write(tmp_path, "a.csv", "\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"line 271: 8 fields where 7 were expected"):
+        list(formats.read_chunks(path, "mt4", rows=100))
+
+
+def test_a_generic_csv_keeps_the_first_chunks_day_first_layout(tmp_path: Path) -> None:
+    """Days 13-31 make the first chunk day-first; the later chunk (days <= 12) must not flip."""
+    days = [f"{d:02d}.01.2022" for d in (13, 14, 17)] + [f"{d:02d}.02.2022" for d in (1, 2, 3)]
+    text = "Date,Open,High,Low,Close\n" + "".join(f"{d} 10:00,1.1,1.2,1.0,1.15\n" for d in days)
+    whole, chunks = _whole_and_chunked(write(tmp_path, "g.csv", text), "csv", 3)
+    joined = pd.concat([c.frame for c in chunks], ignore_index=True)
+    assert [f"{t:%m-%d}" for t in joined["ts"]] == [
+        "01-13",
+        "01-14",
+        "01-17",
+        "02-01",
+        "02-02",
+        "02-03",
+    ]
+    assert joined["line"].tolist() == [2, 3, 4, 5, 6, 7]
+    assert joined.equals(whole)
+
+
+def test_a_csv_with_only_its_header_yields_one_empty_chunk(tmp_path: Path) -> None:
+    chunks = list(
+        formats.read_chunks(write(tmp_path, "h.csv", "time,open,high,low,close\n"), "csv")
+    )
+    assert len(chunks) == 1 and chunks[0].frame.empty
