@@ -100,9 +100,9 @@ class ActedRecorder:
 
 
 def _rounded(values: np.ndarray, decimals: int = PIPS_DECIMALS) -> list[float | None]:
-    """Plain floats rounded to `decimals`; None where not finite (JSON has no NaN)."""
+    """Plain floats rounded to `decimals` (−0.0 as 0.0); None where not finite (JSON has no NaN)."""
     return [
-        round(float(v), decimals) if math.isfinite(v) else None
+        round(float(v), decimals) + 0.0 if math.isfinite(v) else None
         for v in np.asarray(values, np.float64)
     ]
 
