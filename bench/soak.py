@@ -25,10 +25,12 @@ a lost order arriving after its fenced reuse filled, or a reuse sent just as the
 filled unseen; the fence at work, no position doubled),
 positions_without_broker_stop (an order sent without a stop-loss or a trade without one),
 journal_lines_unreadable, mismatches_at_end (the book's position versus the broker's open trades
-after the final stop, and an order still pending), identifier_leaks (files in the home holding
-the token or the account id). Also the journal's repairs (torn lines cut after a SIGKILL),
-mismatch events seen on the way, the SIGTERM exit time and `ok` (every must-be-0 is 0 and the
-final stop exited 0).
+after the final stop, and an order still pending; a position the broker's stop closed on a bar the
+trader never read, the fake's clock having moved on its last poll, is counted apart as
+stopped_after_last_bar: the next start books it as closed while away), identifier_leaks (files
+in the home holding the token or the account id). Also the journal's repairs (torn lines cut
+after a SIGKILL), mismatch events seen on the way, the SIGTERM exit time and `ok` (every
+must-be-0 is 0 and the final stop exited 0).
 
     python bench/soak.py [--bars 3000] [--seed 1] [--kill-every 150] [--fault-every 0.4]
 
@@ -406,6 +408,7 @@ def measure(home: Path, fake: FakeOanda, options: SoakOptions) -> dict[str, Any]
     with fake.trade_lock:
         trades = [dict(t) for t in fake.account.trades + fake.closed_trades]
         open_trades = [dict(t) for t in fake.account.trades]
+        closed_trades = [dict(t) for t in fake.closed_trades]
         refused_as_taken = sum(
             1
             for t in fake.account.transactions
@@ -415,6 +418,7 @@ def measure(home: Path, fake: FakeOanda, options: SoakOptions) -> dict[str, Any]
     no_stop += sum(1 for t in trades if not (t.get("stopLossOrder") or {}).get("price"))
     no_stop += sum(1 for t in open_trades if t["stopLossOrder"].get("state") != "PENDING")
     state = json.loads((home / "live" / "state.json").read_text())
+    problems, stopped_unseen = mismatches(state, open_trades, closed_trades)
     kinds = Counter(x.get("kind") for x in lines)
     sends = Counter(
         ((r.body or {}).get("order") or {}).get("tradeClientExtensions", {}).get("id")
@@ -436,7 +440,8 @@ def measure(home: Path, fake: FakeOanda, options: SoakOptions) -> dict[str, Any]
         "journal_lines_unreadable": unreadable,
         "journal_repairs": kinds.get("repair", 0),
         "mismatch_events": sum(1 for x in lines if x.get("event") == "mismatch"),
-        "mismatches_at_end": mismatches(state, open_trades),
+        "mismatches_at_end": problems,
+        "stopped_after_last_bar": stopped_unseen,
         "identifier_leaks": len(leaks(home, [options.token, options.account])),
     }
 
@@ -499,20 +504,48 @@ def duplicate_trades(trades: list[dict[str, Any]]) -> int:
     return duplicates
 
 
-def mismatches(state: dict[str, Any], open_trades: list[dict[str, Any]]) -> int:
-    """Differences between the book (state.json) and the broker's open trades, after the stop."""
+def mismatches(
+    state: dict[str, Any], open_trades: list[dict[str, Any]], closed_trades: list[dict[str, Any]]
+) -> tuple[int, int]:
+    """Differences between the book (state.json) and the broker's open trades, after the stop;
+    and how many of the book's positions the broker's stop closed on a bar the trader never saw.
+
+    The fake's clock moves on every candles request and fills stops on the bar that just
+    completed, which the trader reads on its next poll: a SIGTERM between the two leaves the
+    book holding a trade its stop has closed. That is no mismatch but what the next start books
+    as closed while away (`Reconciler.at_start`), so it is counted apart. A position closed any
+    other way, or on a bar the trader had seen, is a mismatch.
+    """
     problems = 0
+    stopped_unseen = 0
     position = state.get("position")
     held = {str(position["trade_id"]): position} if position else {}
     broker = {str(t["id"]): t for t in open_trades}
-    problems += len(set(held) ^ set(broker))
+    closed = {str(t["id"]): t for t in closed_trades}
+    last_bar = state.get("last_bar") or {}
+    seen_until = int(last_bar.get("ts", 0)) + 60  # the close of the last bar the trader read
+    for trade_id in set(held) - set(broker):
+        record = closed.get(trade_id)
+        if record is not None and _stopped_after(record, seen_until):
+            stopped_unseen += 1
+        else:
+            problems += 1
+    problems += len(set(broker) - set(held))
     for trade_id in set(held) & set(broker):
         units = int(broker[trade_id]["currentUnits"])
         side = 1 if units > 0 else -1
         if held[trade_id]["side"] != side or held[trade_id]["units"] != abs(units):
             problems += 1
     problems += 1 if state.get("pending_order") else 0
-    return problems
+    return problems, stopped_unseen
+
+
+def _stopped_after(record: dict[str, Any], seen_until: int) -> bool:
+    """Whether the broker's stop closed this trade after `seen_until` (s UTC)."""
+    if (record.get("stopLossOrder") or {}).get("state") != "FILLED":
+        return False
+    closed_at = pd.Timestamp(record["closeTime"]).timestamp()
+    return closed_at > seen_until
 
 
 def leaks(home: Path, secrets: list[str]) -> list[str]:
