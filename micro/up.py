@@ -231,7 +231,10 @@ def run_up(ctx: Context) -> int:
 
     ctx.start_logging("monitoring", console=not _use_dashboard(ctx))
     stack = Stack(ctx)  # first: a bad alert target URL ends it before any data is made
-    ensure_default_data(ctx.home, ctx.config)
+    data_warnings = ensure_default_data(ctx.home, ctx.config)
+    if _use_dashboard(ctx):  # the log reaches monitoring/logs only: say them above the dashboard
+        for warning in data_warnings:
+            print(f"micro up: WARNING: {warning}", file=sys.stderr)
     if not os.environ.get("OANDA_TOKEN"):
         log.info("no OANDA_TOKEN: the live trader runs the simulated broker (paper mode)")
     started = time.monotonic()

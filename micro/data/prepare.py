@@ -378,7 +378,8 @@ def run_prepare(ctx: Context) -> int:
     return 0
 
 
-def _log_summary(summary: dict[str, Any]) -> None:
+def _log_summary(summary: dict[str, Any]) -> list[str]:
+    """Log what prepare did; returns its warnings (a split without sessions), as logged."""
     sessions = summary["sessions"]
     log.info(
         "%s %s: %d bars %s .. %s UTC; sessions train %d, validation %d, test %d (%.1f s)",
@@ -401,23 +402,30 @@ def _log_summary(summary: dict[str, Any]) -> None:
             boundaries.get("test_start"),
         )
     if sum(sessions.values()) == 0:
-        log.warning(
+        warnings = [
             "no sessions: the candles are too short or too gappy for data.session_bars; add "
             "data or lower data.session_bars / data.min_session_range_pips"
-        )
-        return
-    for split in (s for s in SPLITS if sessions[s] == 0):
-        log.warning(
-            "the %s split has 0 sessions: its span (less data.embargo_minutes) is too short or "
-            "too gappy for one session; add candles (appended bars fall into test), lower "
-            "data.session_bars / data.embargo_minutes, or change data.train_fraction/"
-            "validation_fraction and run `micro data prepare --resplit`",
-            split,
-        )
+        ]
+    else:
+        warnings = [
+            f"the {split} split has 0 sessions: its span (less data.embargo_minutes) is too "
+            "short or too gappy for one session; add candles (appended bars fall into test), "
+            "lower data.session_bars / data.embargo_minutes, or change data.train_fraction/"
+            "validation_fraction and run `micro data prepare --resplit`"
+            for split in SPLITS
+            if sessions[split] == 0
+        ]
+    for warning in warnings:
+        log.warning("%s", warning)
+    return warnings
 
 
-def ensure_default_data(home: Home, config: Config) -> None:
-    """For `micro up`: synthesise default candles when the store has none, then prepare."""
+def ensure_default_data(home: Home, config: Config) -> list[str]:
+    """For `micro up`: synthesise default candles when the store has none, then prepare.
+
+    Returns prepare's warnings (a split without sessions), logged already, for a caller whose
+    log does not reach the console (`micro up` behind its dashboard) to show.
+    """
     from micro.data.synth import synthesize
 
     name = config.data.instrument
@@ -440,4 +448,4 @@ def ensure_default_data(home: Home, config: Config) -> None:
             write_candles(con, name, frame)
     finally:
         con.close()
-    _log_summary(prepare_store(home.store, config))
+    return _log_summary(prepare_store(home.store, config))
