@@ -31,6 +31,7 @@ from micro.model.networks import StochasticMuZeroNet
 from tests.conftest import micro_env, run_micro
 from tests.e2e.test_live_parity import live_command
 from tests.fakes import FakeOanda
+from tests.fakes.oanda_trading import _close
 from tests.helpers import TINY_MODEL, copy_home
 
 TOML = (
@@ -304,6 +305,34 @@ def test_a_restart_in_a_position_adopts_it_from_the_journal(home: Path, fake: Fa
     assert second.book.position is not None
     assert second.book.position.trade_id == held.trade_id
     assert second.book.position.entry_price == held.entry_price
+    assert len(order_posts(fake)) == posts
+
+
+def test_a_position_its_stop_closed_while_the_trader_was_stopped_is_booked_at_the_next_start(
+    home: Path, fake: FakeOanda
+) -> None:
+    """The soak's SIGTERM race, on purpose: state.json holds a trade the broker's stop closes
+    before the trader reads another bar; the next start books it from the broker's record."""
+    first = trader_for(home, fake)
+    run_until(first, lambda: first.book.position is not None)
+    held = first.book.position
+    first.finish("test")
+    assert json.loads((home / "live" / "state.json").read_text())["position"]["trade_id"] == (
+        held.trade_id
+    )
+    with fake.trade_lock:
+        trade = next(t for t in fake.account.trades if t["id"] == held.trade_id)
+        _close(fake, trade, float(trade["stopLossOrder"]["price"]), "STOP_LOSS_ORDER")
+    posts = len(order_posts(fake))
+    second = trader_for(home, fake, max_bars=1)
+    second.start()
+    assert second.book.position is None
+    assert [
+        x["closed_while_away"] for x in journal(home, "reconcile") if "closed_while_away" in x
+    ] == [held.trade_id]
+    booked = journal(home, "trade")[-1]
+    assert booked["trade_id"] == held.trade_id and booked["closed_by"] == "stop_loss"
+    assert json.loads((home / "live" / "state.json").read_text())["position"] is None
     assert len(order_posts(fake)) == posts
 
 
