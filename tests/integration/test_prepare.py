@@ -218,7 +218,16 @@ def test_prepare_store_summary_reports_sessions_per_split(prepared: Path) -> Non
 
 def test_bench_data_prints_one_json_object_with_the_figures(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "data.py"), "--bars", "20000"],
+        [
+            sys.executable,
+            str(REPO / "bench" / "data.py"),
+            "--bars",
+            "20000",
+            "--import-bars",
+            "30000",
+            "--large-import-bars",
+            "45000",
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -232,6 +241,11 @@ def test_bench_data_prints_one_json_object_with_the_figures(tmp_path: Path) -> N
         assert key in figures
     assert figures["bars"] == 20_000 and "bars_per_s" in figures
     assert figures["reference_max_abs_diff"] < 1e-9
+    small, large = figures["import"], figures["large_import"]
+    assert small["bars"] == 30_000 and large["bars"] == 45_000
+    for key in ("seconds", "peak_rss_mb", "reimport_seconds", "reimport_peak_rss_mb"):
+        assert small[key] > 0 and large[key] > 0
+    assert small["reference_read_whole_seconds"] > 0 and large["within_2_gib"] is True
 
 
 def test_changing_only_the_demo_data_knobs_keeps_the_store_current() -> None:
