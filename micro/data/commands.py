@@ -26,11 +26,16 @@ def register(
             "the import with its line number and nothing is written."
         ),
     )
-    imp.add_argument("file", metavar="FILE")
+    imp.add_argument("file", metavar="FILE", help="the candle file (1-minute bars)")
     imp.add_argument(
-        "--format", choices=("auto", "mt4", "histdata", "oanda", "csv"), default="auto"
+        "--format",
+        choices=("auto", "mt4", "histdata", "oanda", "csv"),
+        default="auto",
+        help="the file's format (default: auto, told from its first lines)",
     )
-    imp.add_argument("--instrument", default=None, help="default: data.instrument")
+    imp.add_argument(
+        "--instrument", default=None, help="instrument of the candles (default: data.instrument)"
+    )
     imp.add_argument(
         "--tz",
         default=None,
@@ -44,7 +49,9 @@ def register(
         "--columns",
         default=None,
         metavar="MAP",
-        help="generic CSV header mapping, e.g. time=Date,open=O,high=H,low=L,close=C,volume=V",
+        help="generic CSV column mapping, header names (time=Date,open=O,high=H,low=L,close=C,"
+        "volume=V) or column numbers for a file without a header (time=1,open=2,...) "
+        "(default: found from common header names or the field count)",
     )
     imp.add_argument(
         "--replace",
@@ -59,12 +66,15 @@ def register(
         parents=[common],
         help="download OANDA M1 mid candles (incremental; token from OANDA_TOKEN)",
     )
-    dl.add_argument("--instrument", default=None, help="default: data.instrument")
+    dl.add_argument(
+        "--instrument", default=None, help="instrument to download (default: data.instrument)"
+    )
     dl.add_argument(
         "--from",
         dest="start",
         default=None,
-        help="first day (UTC, YYYY-MM-DD); needed on the first run, later runs resume",
+        help="first day (UTC, YYYY-MM-DD); needed on the first run (default: resume after the "
+        "last stored bar)",
     )
     dl.add_argument("--to", dest="end", default=None, help="end (UTC, exclusive; default: now)")
     dl.set_defaults(handler=_download)
@@ -72,16 +82,20 @@ def register(
     syn = data_sub.add_parser(
         "synth", parents=[common], help="generate synthetic M1 candles with GBP_JPY-like statistics"
     )
-    syn.add_argument("--instrument", default=None, help="default: data.instrument")
+    syn.add_argument(
+        "--instrument", default=None, help="instrument to synthesise (default: data.instrument)"
+    )
     syn.add_argument(
         "--days", type=int, default=None, help="calendar days (default: data.synth_days)"
     )
-    syn.add_argument("--seed", type=int, default=None, help="default: data.synth_seed")
+    syn.add_argument(
+        "--seed", type=int, default=None, help="random seed (default: data.synth_seed)"
+    )
     syn.add_argument(
         "--regime",
         choices=("random", "trend", "meanrevert"),
         default=None,
-        help="default: data.synth_regime",
+        help="market regime (default: data.synth_regime)",
     )
     syn.add_argument(
         "--drift-pips",
@@ -89,8 +103,8 @@ def register(
         default=None,
         metavar="PIPS",
         help=(
-            "trend: drift per bar while a trend lasts (default 0.6); meanrevert: std per bar of "
-            "the anchor's random walk, the part that never reverts (default 0.2)"
+            "pips; trend: drift per bar while a trend lasts (default: 0.6); meanrevert: std per "
+            "bar of the anchor's random walk, the part that never reverts (default: 0.2)"
         ),
     )
     syn.add_argument(
@@ -99,8 +113,8 @@ def register(
         default=None,
         metavar="BARS",
         help=(
-            "trend: mean length of a drift episode (default 60); meanrevert: the OU time "
-            "constant 1/θ (default 120)"
+            "bars; trend: mean length of a drift episode (default: 60); meanrevert: the OU time "
+            "constant 1/θ (default: 120)"
         ),
     )
     syn.add_argument(
@@ -108,9 +122,11 @@ def register(
         type=float,
         default=None,
         metavar="X",
-        help="multiplies the per-bar noise σ_base = 1.35 pips in every regime (default 1.0)",
+        help="multiplies the per-bar noise σ_base = 1.35 pips in every regime (default: 1.0)",
     )
-    syn.add_argument("--start", default="2022-01-03", help="first day (UTC, YYYY-MM-DD)")
+    syn.add_argument(
+        "--start", default="2022-01-03", help="first day (UTC, YYYY-MM-DD; default: 2022-01-03)"
+    )
     syn.add_argument(
         "--replace",
         action="store_true",
