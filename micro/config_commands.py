@@ -20,7 +20,12 @@ def register(
         parents=[common],
         help="print the effective config (defaults < micro.toml < env < --set)",
     )
-    show.add_argument("--format", choices=("toml", "json"), default="toml")
+    show.add_argument(
+        "--format",
+        choices=("toml", "json"),
+        default="toml",
+        help="output format (default: toml)",
+    )
     show.set_defaults(handler=show_config)
 
 

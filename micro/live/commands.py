@@ -39,9 +39,16 @@ def register(
         "--broker",
         choices=("auto", "oanda", "sim"),
         default=None,
-        help="default: live.broker (auto: oanda when OANDA_TOKEN is set, else sim)",
+        help="broker to trade through (default: live.broker; auto: oanda when OANDA_TOKEN is "
+        "set, else sim)",
     )
-    live.add_argument("--max-bars", type=_positive_int, default=None, metavar="N")
+    live.add_argument(
+        "--max-bars",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="stop after N 1-minute bars of this run (default: trade until stopped)",
+    )
     live.add_argument(
         "--live-money",
         action="store_true",
@@ -51,7 +58,8 @@ def register(
         "--replay",
         choices=("validation", "test"),
         default=None,
-        help="sim only: replay that split's sessions (the parity check with the validator)",
+        help="sim only: replay that split's sessions (the parity check with the validator) "
+        "(default: none, trade the bars as they come)",
     )
     live.add_argument(
         "--wait-for-model",
@@ -63,7 +71,9 @@ def register(
     kill = live_sub.add_parser(
         "kill", parents=[common], help="write live/KILL: the trader flattens and halts"
     )
-    kill.add_argument("--reason", default="manual kill", help="recorded in the KILL file")
+    kill.add_argument(
+        "--reason", default="manual kill", help="recorded in the KILL file (default: manual kill)"
+    )
     kill.set_defaults(handler=run_kill)
     pause = live_sub.add_parser(
         "pause",

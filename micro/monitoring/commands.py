@@ -30,7 +30,7 @@ def register(
         type=_positive_float,
         default=1.0,
         metavar="SECONDS",
-        help="seconds between frames (default: 1)",
+        help="seconds between frames (default: 1.0)",
     )
     dash.set_defaults(handler=run_dash)
 
@@ -51,7 +51,8 @@ def register(
         type=_positive_float,
         default=None,
         metavar="SECONDS",
-        help="oldest status file still healthy (default: per service, see above)",
+        help="age in seconds of the oldest status file still healthy (default: per service, "
+        "see above)",
     )
     health.set_defaults(handler=run_health)
 
