@@ -222,6 +222,19 @@ class TrainConfig:
     """Seconds between status.json / metrics.jsonl / TensorBoard reports."""
     threads: int = _f(0, ge=0, le=256)
     """Torch threads per process (0: let torch decide)."""
+    backend: Literal["local", "ray"] = _f("local", choices=("local", "ray"))
+    """Where self-play actors run: `local` processes of the trainer, or `ray` actors spread over
+    a Ray cluster's machines (`pip install micro[ray]`). Learner, replay and checkpoints stay in
+    the trainer process either way."""
+    ray_address: str = ""
+    """Ray cluster to join with the `ray` backend: HOST:PORT of its head, `auto` for the cluster
+    `ray start` began on this machine, or empty for a private Ray on this machine alone."""
+    ray_cpus_per_actor: float = _f(1.0, gt=0.0, le=256.0)
+    """CPUs each Ray actor reserves in the placement group (Ray's `num_cpus`)."""
+    ray_object_store_mb: int = _f(0, ge=0, le=1_000_000)
+    """Object store of the private Ray (MiB; 0: Ray's default); a joined cluster keeps its own."""
+    ray_placement_timeout_seconds: float = _f(60.0, gt=0.0, le=86_400.0)
+    """Seconds to wait for the cluster to hold every actor's CPUs before giving up."""
 
 
 @dataclass(frozen=True)
@@ -417,6 +430,14 @@ def _to_plain(obj: Any, redact: bool) -> Any:
     return obj
 
 
+def ray_address_ok(address: str) -> bool:
+    """Whether `address` is empty, `auto`, or HOST:PORT with a port in 1-65535."""
+    if address in ("", "auto"):
+        return True
+    host, sep, port = address.rpartition(":")
+    return bool(sep and host.strip("[]") and port.isdigit() and 1 <= int(port) <= 65535)
+
+
 def with_checks(config: Config) -> Config:
     """Cross-field checks that no single field can express."""
     if config.data.train_fraction + config.data.validation_fraction >= 1.0:
@@ -428,6 +449,11 @@ def with_checks(config: Config) -> Config:
         raise ConfigError("config: validation.ma_fast_bars must be < validation.ma_slow_bars")
     if config.features.window > config.data.session_bars:
         raise ConfigError("config: features.window must not exceed data.session_bars")
+    if not ray_address_ok(config.train.ray_address):
+        raise ConfigError(
+            f"config: train.ray_address must be HOST:PORT of a Ray head (port 1-65535), auto, "
+            f"or empty for a private Ray on this machine; got {config.train.ray_address!r}"
+        )
     known = set(TYPICAL_PRICE) | {config.data.instrument}
     for name in config.env.spread_pips:
         if name not in known:

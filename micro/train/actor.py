@@ -16,13 +16,16 @@ import queue
 import signal
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from micro.config import Config
 from micro.processes import die_with_parent
 from micro.train.replay import Trajectory
+
+if TYPE_CHECKING:
+    from micro.data.market import Market
 
 log = logging.getLogger("micro.train.actor")
 
@@ -90,7 +93,16 @@ def actor_main(
 class SelfPlay:
     """The actor's loop, separate from the process plumbing so tests can drive it in-process."""
 
-    def __init__(self, spec: ActorSpec, config: Config, go: Any = None) -> None:
+    def __init__(
+        self,
+        spec: ActorSpec,
+        config: Config,
+        go: Any = None,
+        market: Market | None = None,
+        node: str = "",
+    ) -> None:
+        """`market`: the trainer's, already loaded (a Ray actor on a machine without the store);
+        None loads it from `spec.store_path`. `node`: the Ray node id stamped on trajectories."""
         from pathlib import Path
 
         from micro.data.market import load_market
@@ -100,7 +112,8 @@ class SelfPlay:
 
         self.spec = spec
         self.config = config
-        self.market = load_market(Path(spec.store_path), config)
+        self.market = market if market is not None else load_market(Path(spec.store_path), config)
+        self.node = node
         self.starts = self.market.sessions("train")
         self.net = StochasticMuZeroNet(config.model, window=config.features.window)
         self.net.eval()
@@ -221,6 +234,7 @@ class SelfPlay:
                 policies=policies[i, :n].copy(),
                 weight_version=self.version,
                 actor=self.spec.actor_id,
+                node=self.node,
             )
             summary = EpisodeSummary(
                 pips=float(pips[i]),

@@ -33,6 +33,7 @@ class Trajectory:
     policies: np.ndarray  # [T, 4] float32 search policy target
     weight_version: int  # learner weights version the actor used
     actor: int  # actor id
+    node: str = ""  # Ray node id of the machine the actor ran on ("": a local actor process)
 
     def __len__(self) -> int:
         return len(self.rows)

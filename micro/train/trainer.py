@@ -5,6 +5,10 @@ weights down), so an actor that dies mid-write can only break its own queue, whi
 when the actor is restarted. The learner never blocks on an actor: every read has a timeout.
 SIGINT/SIGTERM finish the current step, write latest.pth and exit 0. Resuming from latest.pth
 restores weights, optimiser, counters and RNG states (the replay buffer refills).
+
+`micro.train.ray_backend.RayTrainer` keeps all of this and replaces only the actor-facing
+methods (`_supervise`, `_receive`, `_publish_weights`, `_stop_actors`, `_actor_status`,
+`_backend_status`) to run the actors on a Ray cluster instead.
 """
 
 from __future__ import annotations
@@ -208,20 +212,24 @@ class Trainer:
         state = {k: v.detach().cpu().numpy().copy() for k, v in self.net.state_dict().items()}
         return (self.counters.weight_version, self.counters.episodes, state)
 
-    def _start_actor(self, slot: ActorSlot) -> None:
+    def _actor_spec(self, actor_id: int) -> ActorSpec:
+        """The spec of a new actor launch: its own seed, derived from the run's and the launch's."""
         self.counters.actor_launches += 1
         seed = int(
             np.random.SeedSequence(
-                [self.config.train.seed, slot.actor_id, self.counters.actor_launches]
+                [self.config.train.seed, actor_id, self.counters.actor_launches]
             ).generate_state(1)[0]
         )
-        spec = ActorSpec(
-            actor_id=slot.actor_id,
+        return ActorSpec(
+            actor_id=actor_id,
             store_path=str(self.home.store),
             config=self.config.to_dict(redact=False),
             seed=seed,
             threads=1,
         )
+
+    def _start_actor(self, slot: ActorSlot) -> None:
+        spec = self._actor_spec(slot.actor_id)
         slot.trajectories = self.mp.Queue()
         slot.weights = self.mp.Queue(maxsize=2)
         slot.weights.put(self._weights_message())
@@ -446,6 +454,23 @@ class Trainer:
         log.info("checkpoint %s (learner step %d)", path.name, c.learner_steps)
         prune(self.home.checkpoints, self.home.validation, self.config.train.keep_checkpoints)
 
+    def _actor_status(self) -> list[dict[str, Any]]:
+        """One `ActorStatus` record per actor, as status.json lists them."""
+        return [
+            {
+                "id": s.actor_id,
+                "alive": bool(s.process is not None and s.process.is_alive()),
+                "pid": s.process.pid if s.process is not None else None,
+                "restarts": s.restarts,
+                "episodes": s.episodes,
+            }
+            for s in self.actors
+        ]
+
+    def _backend_status(self) -> dict[str, Any]:
+        """Figures of the actors' backend, written flat into status.json beside the others."""
+        return {"backend": "local"}
+
     def _report(self, mark: tuple[float, int, int], state: str) -> tuple[float, int, int]:
         now = time.monotonic()
         c = self.counters
@@ -471,17 +496,9 @@ class Trainer:
             "losses": self.losses,
             "action_distribution": actions,
             "recent": recent,
-            "actors": [
-                {
-                    "id": s.actor_id,
-                    "alive": bool(s.process is not None and s.process.is_alive()),
-                    "pid": s.process.pid if s.process is not None else None,
-                    "restarts": s.restarts,
-                    "episodes": s.episodes,
-                }
-                for s in self.actors
-            ],
+            "actors": self._actor_status(),
             "config_hash": self.config.section_hash(*MODEL_SECTIONS),
+            **self._backend_status(),
         }
         scalars: dict[str, float | None] = {
             f"loss/{t}": self.losses.get(t) for t in (*LOSS_TERMS, "total")
