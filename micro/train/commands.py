@@ -23,7 +23,13 @@ def register(
         help="stop after N episodes of this run: a run resumed at episode 208 with "
         "--max-episodes 240 stops at 448 (default: run until stopped)",
     )
-    train.add_argument("--max-minutes", type=_positive_float, default=None, metavar="M")
+    train.add_argument(
+        "--max-minutes",
+        type=_positive_float,
+        default=None,
+        metavar="M",
+        help="stop after M minutes (default: run until stopped)",
+    )
     train.add_argument(
         "--actors",
         type=_positive_int,
@@ -37,6 +43,21 @@ def register(
         default=None,
         metavar="B",
         help="environments per actor (default: train.envs_per_actor)",
+    )
+    train.add_argument(
+        "--backend",
+        default=None,
+        metavar="local|ray",
+        help="where self-play actors run: processes of this trainer (local) or Ray actors "
+        "across a cluster (ray) (default: train.backend, local)",
+    )
+    train.add_argument(
+        "--address",
+        default=None,
+        metavar="HOST:PORT|auto",
+        help="Ray cluster to join with --backend ray: its head's HOST:PORT, or auto for the one "
+        "`ray start --head` began on this machine (default: train.ray_address; empty: a "
+        "private Ray on this machine)",
     )
     train.set_defaults(handler=run_train)
 
@@ -58,6 +79,7 @@ def _positive_float(text: str) -> float:
 def run_train(ctx: Context) -> int:
     from micro import atomic
     from micro.config import replace
+    from micro.errors import UserError
     from micro.train.trainer import Limits, Trainer
     from micro.volumes import trainer_config_path
 
@@ -68,9 +90,21 @@ def run_train(ctx: Context) -> int:
         overrides["train.actors"] = ctx.args.actors
     if ctx.args.envs_per_actor is not None:
         overrides["train.envs_per_actor"] = ctx.args.envs_per_actor
+    if ctx.args.backend is not None:
+        overrides["train.backend"] = ctx.args.backend
+    if ctx.args.address is not None:
+        overrides["train.ray_address"] = ctx.args.address
     if overrides:
         config = replace(config, **overrides)
+    if ctx.args.address is not None and config.train.backend != "ray":
+        raise UserError("--address names a Ray cluster: add --backend ray (or drop --address)")
     limits = Limits(max_episodes=ctx.args.max_episodes, max_minutes=ctx.args.max_minutes)
-    trainer = Trainer(ctx.home, config, limits)
+    trainer: Trainer
+    if config.train.backend == "ray":
+        from micro.train.ray_backend import RayTrainer
+
+        trainer = RayTrainer(ctx.home, config, limits)
+    else:
+        trainer = Trainer(ctx.home, config, limits)
     atomic.write_json(trainer_config_path(ctx.home), config.to_dict())
     return trainer.run()
