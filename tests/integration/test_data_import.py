@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from micro.data import store
+from micro.data import formats, store
 from tests.conftest import run_micro
 from tests.samples.make_samples import write_fx_weeks_mt4
 
@@ -523,3 +523,33 @@ def test_replace_keeps_the_bars_outside_the_file_range(home: Path, tmp_path: Pat
     assert again.returncode == 0, again.stderr
     assert "0 replaced" in again.stderr
     assert stored(home, "GBP_JPY")["ts"].tolist() == [*early, *late]
+
+
+# ---------------------------------------------------------------- a file of several chunks
+
+
+def test_a_file_of_several_chunks_imports_whole_or_not_at_all(home: Path, tmp_path: Path) -> None:
+    """36 FX weeks (259,200 rows) stream in two chunks; a bad row in the second writes nothing."""
+    path = tmp_path / "weeks.csv"
+    utc = write_fx_weeks_mt4(path, "2022-01-09", 36, BROKER)
+    assert len(utc) > formats.CHUNK_ROWS
+    lines = path.read_text().splitlines(keepends=True)
+    bad_line = formats.CHUNK_ROWS + 1000
+    broken = tmp_path / "broken.csv"
+    broken.write_text(
+        "".join(lines[: bad_line - 1])
+        + lines[bad_line - 2]  # repeats the row before it: an identical duplicate
+        + lines[bad_line - 1].replace(",5\n", ",-5\n")  # a negative volume
+        + "".join(lines[bad_line:])
+    )
+    message = error_line(run_micro(home, "data", "import", str(broken), "--tz", BROKER))
+    assert f"line {bad_line + 1}: volume is negative or infinite" in message
+    assert not (home / "data" / "market.duckdb").exists()
+
+    result = run_micro(home, "data", "import", str(path), "--tz", BROKER)
+    assert result.returncode == 0, result.stderr
+    assert f"{len(utc)} new bars" in result.stderr and "(35 open(s), 35 close(s))" in result.stderr
+    bars = stored(home, "GBP_JPY")
+    assert bars["ts"].tolist() == list(utc)
+    again = run_micro(home, "data", "import", str(path), "--tz", BROKER)
+    assert f"0 new bars, {len(utc)} already stored" in again.stderr
