@@ -231,8 +231,10 @@ def main() -> None:
             con = connect(path)
             write_candles(con, INSTRUMENT, part)
             con.close()
+        peak_file = Path(tmp) / "peak_kb"  # through PEAK_OF: see `measured`
         child = subprocess.run(
-            [sys.executable, "-c", CHILD, str(store), str(warm)],
+            [sys.executable, "-S", "-c", PEAK_OF, str(peak_file)]
+            + [sys.executable, "-c", CHILD, str(store), str(warm)],
             capture_output=True,
             text=True,
             check=False,
