@@ -271,9 +271,10 @@ class Watcher:
             return True
         if figures is not None:
             log.info("best %s on the test split: %s", path.name, figures.why or figures.error)
+        self.write_status(state="idle", current=None)
+        if figures is not None:  # the pages (views) after the records readers wait on
             write_html_logged(figures.report)
             write_html_logged((current_best(self.home) or {}).get("report"))  # now with `test`
-        self.write_status(state="idle", current=None)
         return False
 
     def info(self, episode: int, path: Path) -> CheckpointInfo:
@@ -384,7 +385,6 @@ class Watcher:
                 self.home, "scored", episode=episode, checkpoint=path.name,
                 report=str(report_file), promoted=promotion["promoted"],
             )  # fmt: skip
-            write_html_logged(report_file)
             if promotion["promoted"]:
                 self.alerts.send(
                     "promotion",
@@ -412,6 +412,7 @@ class Watcher:
                 reason=promotion["reason"],
             )
             self.write_status(state="idle", current=None, last_scored=last, counts=counts)
+            write_html_logged(report_file)  # a view, after the records readers wait on
             return False
         if trace:
             log.error("scoring %s failed:\n%s", path.name, trace)
@@ -421,7 +422,6 @@ class Watcher:
             self.home,
             failure_report(self.info(episode, path), self.split, kind, str(payload), seconds),
         )
-        write_html_logged(report_file)
         counts = dataclasses.replace(counts, **{kind: getattr(counts, kind) + 1})
         record_event(
             self.home, kind, episode=episode, checkpoint=path.name, error=str(payload),
@@ -440,6 +440,7 @@ class Watcher:
         self.write_status(
             state="idle", current=None, last_scored=last, last_error=error, counts=counts
         )
+        write_html_logged(report_file)
         return False
 
     def kill_child(self) -> None:
