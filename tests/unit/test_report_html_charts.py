@@ -209,3 +209,16 @@ def test_what_is_not_a_report_is_refused_with_one_line(tmp_path, content, expect
         read_report(path)
     message = str(caught.value)
     assert expected in message and str(path) in message and "\n" not in message
+
+
+def test_a_report_from_before_the_charts_still_gets_a_page_of_what_it_holds() -> None:
+    market, starts, trades = played(sessions=6, seed=5)
+    report = scored_report(trades, market, starts)
+    del report["charts"]
+    for key in ("moving_average_crossover", "buy_and_hold"):
+        del report["baselines"][key]["session_pnl_pips"]
+    del report["baselines"]["random_entry"]["cumulative_session_pips"]
+    page = report_html(report)
+    assert 'id="equity"' in page and "Promotion gates" in page
+    assert 'id="fan"' not in page and 'id="distribution"' not in page
+    assert 'id="session-0"' not in page
