@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -178,9 +179,15 @@ def _week_lines(found: dict[str, Any]) -> list[str]:
             f"{abs(e['off_hours']):.1f} h {'late' if e['off_hours'] > 0 else 'early'}"
         )
     if len(deviating) > _SHOWN_DEVIATIONS:
+        tally = Counter(
+            f"{abs(e['off_hours']):.1f} h {'late' if e['off_hours'] > 0 else 'early'}"
+            for e in deviating
+        )
+        common = ", ".join(f"{n} {off}" for off, n in tally.most_common(3))
         lines.append(
             f"             and {len(deviating) - _SHOWN_DEVIATIONS} more open(s)/close(s) "
-            f"over {found['tolerance_hours']:g} h off (`micro data info --json` lists them)"
+            f"over {found['tolerance_hours']:g} h off (of all {len(deviating)}: {common}; "
+            "`micro data info --json` lists them)"
         )
     return lines
 

@@ -117,7 +117,7 @@ def test_info_shows_every_week_of_a_file_imported_in_the_wrong_zone_as_deviating
     human = run_micro(home, "data", "info", "--set", "data.instrument=EUR_USD").stdout
     assert "they sit 3 h late of the FX week" in human and "--tz and --replace" in human
     assert "close 2022-08-19 23:59 (Fri) UTC is 3.0 h late" in human
-    assert "and 4 more open(s)/close(s) over 0.5 h off" in human
+    assert "and 4 more open(s)/close(s) over 0.5 h off (of all 9: 9 3.0 h late;" in human
 
 
 def test_info_on_the_shipped_sample_finds_no_weekend(home: Path) -> None:
