@@ -288,7 +288,7 @@ class RayTrainer(Trainer):
         ).remote(self._actor_spec(slot.actor_id), self.market_ref)
         slot.answered, slot.sent_version, slot.pid = False, -1, None
         self._exchange(slot)
-        log.info("actor %d placed in bundle %d", slot.actor_id, slot.actor_id)
+        log.info("actor %d requested in bundle %d", slot.actor_id, slot.actor_id)
 
     def _exchange(self, slot: RaySlot) -> None:
         """Put the next exchange call in flight: the newest weights if not yet sent, the gate."""
@@ -382,7 +382,8 @@ class RayTrainer(Trainer):
         from ray.util.placement_group import remove_placement_group
 
         placed = [slot for slot in self.slots if slot.handle is not None]
-        stops = [slot.handle.stop.remote() for slot in placed]
+        # Only an actor that has answered can answer a stop; one still waiting for room is killed.
+        stops = [slot.handle.stop.remote() for slot in placed if slot.answered]
         if stops:
             self.ray.wait(stops, num_returns=len(stops), timeout=STOP_WAIT_SECONDS)
         for slot in placed:
