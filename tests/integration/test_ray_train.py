@@ -26,8 +26,6 @@ from tests.helpers import TINY_MODEL, alive, copy_home, wait_for
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # keep Ray's addresses on 127.0.0.1
 
-pytestmark = pytest.mark.slow
-
 NODE = {
     "num_cpus": 1,
     "node_ip_address": "127.0.0.1",
@@ -88,6 +86,13 @@ def node_episodes(home: Path) -> dict[str, int]:
     return {node: figures["episodes"] for node, figures in nodes.items()}
 
 
+def replaced_and_running(home: Path, old_pid: int) -> bool:
+    """Actor 0 answers again from a new process, with its restart counted."""
+    (actor,) = [a for a in status(home)["actors"] if a["id"] == 0]
+    return bool(actor["alive"] and actor["pid"] != old_pid and actor["restarts"] == 1)
+
+
+@pytest.mark.slow
 def test_two_node_cluster_trains_survives_a_lost_node_and_resumes_locally(
     prepared_template: Path, tmp_path: Path, cluster: Any
 ) -> None:
@@ -113,10 +118,16 @@ def test_two_node_cluster_trains_survives_a_lost_node_and_resumes_locally(
         assert before["backend"] == "ray" and before["ray"]["node_deaths"] == 0
         assert before["weight_version"] >= 1
 
+        # An actor process that dies is logged, counted and replaced in its bundle.
+        (victim,) = [a for a in before["actors"] if a["id"] == 0]
+        os.kill(victim["pid"], signal.SIGKILL)
+        wait_for(lambda: status(home)["ray"]["actors_replaced"] == 1, timeout=60)
+        wait_for(lambda: replaced_and_running(home, victim["pid"]), timeout=90)
+
         cluster.remove_node(worker)  # the worker machine dies with its actor
         wait_for(lambda: status(home)["ray"]["node_deaths"] == 1, timeout=60)
         lost = status(home)
-        assert lost["ray"]["actor_deaths"] >= 1
+        assert lost["ray"]["actor_deaths"] >= 2
         wait_for(
             lambda: (
                 status(home)["episodes"] >= lost["episodes"] + 4
@@ -156,3 +167,49 @@ def test_two_node_cluster_trains_survives_a_lost_node_and_resumes_locally(
     assert "resumed from" in resumed.stderr
     assert read_sidecar(home / "checkpoints" / "latest.pth")["episode"] >= episodes + 4
     assert status(home)["backend"] == "local"
+
+
+@pytest.mark.slow
+def test_no_actor_outlives_a_killed_trainer(
+    prepared_template: Path, tmp_path: Path, cluster: Any
+) -> None:
+    home = copy_home(prepared_template, tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "micro.cli", "train", "--backend", "ray"]
+        + ["--address", cluster.address, "--actors", "2"],
+        cwd=home,
+        env=micro_env(home, OMP_NUM_THREADS="1"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(
+            lambda: all(a["alive"] for a in status(home).get("actors") or [{"alive": 0}]),
+            timeout=150,
+        )
+        pids = [a["pid"] for a in status(home)["actors"]]
+        proc.kill()  # SIGKILL: no stop, no clean-up of its own
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    wait_for(lambda: not any(alive(p) for p in pids), timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--backend", "rey"], "train.backend must be one of 'local', 'ray'"),
+        (["--backend", "ray", "--address", "head"], "train.ray_address must be HOST:PORT"),
+        (["--backend", "ray", "--address", "127.0.0.1:1"], "no Ray head answers there"),
+        (["--address", "127.0.0.1:6379"], "add --backend ray"),
+    ],
+)
+def test_bad_backend_or_address_is_one_line_and_exit_2(
+    home: Path, args: list[str], expected: str
+) -> None:
+    result = run_micro(home, "train", *args, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (home / "checkpoints").exists() and not status(home)  # nothing written
