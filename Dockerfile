@@ -14,7 +14,8 @@ WORKDIR /app
 RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 COPY pyproject.toml README.md ./
 COPY micro ./micro
-RUN pip install . \
+# The `ray` extra: `docker compose --profile ray` runs a Ray head and workers from this image.
+RUN pip install ".[ray]" \
     && mkdir -p /micro/data /micro/checkpoints /micro/validation /micro/live /micro/monitoring \
     && chown -R micro:micro /micro
 

@@ -5,6 +5,12 @@ synthetic data for `--seconds`, and reads its metrics.jsonl: rates are measured 
 finished episode and the end, so start-up (spawn, numba compilation) does not count. The plain
 reference in the same run is single-environment self-play with the reference search (Python
 objects, batch-1 network calls), as a straightforward implementation would do it.
+
+`--backend ray` runs the same trainer twice more on this machine with its actors as Ray actors
+(a private Ray, `train.actors` of them): once as configured, beside the local figures, and once
+with the learner out of self-play's way (replay ratio 0.01) for the actors' own capacity per
+core. With the learner's ceiling (gradient steps/s on all cores, nothing else running) it
+projects episodes/hour against the number of worker cores: min(cores × per core, ceiling).
 Prints one JSON object.
 """
 
@@ -12,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 import tempfile
 import time
@@ -23,8 +31,18 @@ sys.path.insert(0, str(REPO))
 from _micro import micro  # noqa: E402  (bench/ is this script's own folder)
 
 
-def trainer_rates(home: Path, seconds: float, sims: int, envs: int) -> dict:
+def trainer_rates(
+    home: Path,
+    seconds: float,
+    sims: int,
+    envs: int,
+    backend: str = "local",
+    actors: int = 1,
+    sets: tuple[str, ...] = (),
+) -> dict:
     started = time.monotonic()
+    for stale in ("checkpoints", "monitoring"):  # each run starts fresh, not resumed
+        shutil.rmtree(home / stale, ignore_errors=True)
     result = micro(
         home,
         "train",
@@ -32,10 +50,15 @@ def trainer_rates(home: Path, seconds: float, sims: int, envs: int) -> dict:
         str(seconds / 60),
         "--envs-per-actor",
         str(envs),
+        "--actors",
+        str(actors),
+        "--backend",
+        backend,
         "--set",
         f"mcts.simulations={sims}",
         "--set",
         "train.report_every_seconds=2",
+        *(arg for value in sets for arg in ("--set", value)),
         timeout=seconds + 600,
     )
     wall = time.monotonic() - started
@@ -71,6 +94,110 @@ def trainer_rates(home: Path, seconds: float, sims: int, envs: int) -> dict:
         "wall_seconds": wall,
         "envs_per_actor": envs,
         "simulations": sims,
+        "backend": backend,
+        "actors": actors,
+    }
+
+
+def learner_ceiling(home: Path, sims: int, steps: int) -> dict:
+    """Learner steps/s with every core to itself: replay filled with random episodes."""
+    import numpy as np
+    import torch
+
+    from micro.config import load_config, replace
+    from micro.data.market import load_market
+    from micro.env.actions import NUM_ACTIONS
+    from micro.model.networks import StochasticMuZeroNet
+    from micro.train.learner import Learner
+    from micro.train.replay import ReplayBuffer, Trajectory, mirror_batch
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    config = replace(load_config(home, environ={}), **{"mcts.simulations": sims})
+    train = config.train
+    market = load_market(home / "data" / "market.duckdb", config)
+    net = StochasticMuZeroNet(config.model, window=config.features.window)
+    learner = Learner(net, config)
+    replay = ReplayBuffer(
+        train.replay_capacity,
+        unroll_steps=train.unroll_steps,
+        n_step=train.n_step,
+        discount=config.mcts.discount,
+    )
+    rng = np.random.default_rng(0)
+    t = market.session_bars - 1
+    for start in market.sessions("train")[:64]:
+        replay.add(
+            Trajectory(
+                rows=np.arange(start, start + t, dtype=np.int64),
+                static=np.zeros((t, 6), np.float32),
+                side=np.zeros(t, np.int8),
+                actions=np.zeros(t, np.int8),
+                rewards=rng.normal(size=t).astype(np.float32),
+                outcomes=rng.integers(0, 3, t).astype(np.int8),
+                root_values=rng.normal(size=t).astype(np.float32),
+                policies=np.full((t, NUM_ACTIONS), 1 / NUM_ACTIONS, np.float32),
+                weight_version=0,
+                actor=0,
+            )
+        )
+
+    def one_step() -> None:
+        batch = replay.sample(train.batch_size, rng)
+        windows = market.windows(batch.rows)
+        if train.mirror:
+            batch, windows = mirror_batch(batch, windows, rng.random(len(batch.ids)) < 0.5)
+        learner.step(batch, windows)
+
+    for _ in range(3):  # warm-up
+        one_step()
+    started, done = time.monotonic(), 0
+    while done < steps or time.monotonic() - started < 5.0:  # at least 5 s: a busy machine
+        one_step()
+        done += 1
+    rate = done / (time.monotonic() - started)
+    positions_per_s = rate * train.batch_size / train.replay_ratio
+    return {
+        "steps_per_s": rate,
+        "threads": torch.get_num_threads(),
+        "episodes_per_hour": positions_per_s * 3600 / t,
+    }
+
+
+def ray_comparison(home: Path, args: argparse.Namespace) -> dict:
+    """Local against Ray on this machine, the actors' capacity per core, the projection."""
+    ceiling = learner_ceiling(home, args.simulations, args.learner_steps)
+    local = trainer_rates(home, args.seconds, args.simulations, args.envs, "local", args.actors)
+    ray = trainer_rates(home, args.seconds, args.simulations, args.envs, "ray", args.actors)
+    capacity = trainer_rates(
+        home,
+        args.seconds,
+        args.simulations,
+        args.envs,
+        "ray",
+        args.actors,
+        sets=("train.replay_ratio=0.01",),
+    )
+    per_core = capacity["episodes_per_hour"] / args.actors  # one CPU per actor (the default)
+    projection = {
+        str(cores): min(cores * per_core, ceiling["episodes_per_hour"])
+        for cores in (1, 2, 4, 8, 16, 32, 64, 128)
+    }
+    return {
+        "backend": "ray",
+        "machine_cores": os.cpu_count(),
+        "local": local,
+        "ray": ray,
+        "ray_vs_local_episodes_per_hour": ray["episodes_per_hour"] / local["episodes_per_hour"],
+        "ray_vs_local_learner_steps_per_s": (
+            ray["learner_steps_per_s"] / local["learner_steps_per_s"]
+            if local["learner_steps_per_s"]
+            else None
+        ),
+        "selfplay_episodes_per_hour_per_core": per_core,
+        "selfplay_capacity_run": capacity,
+        "learner_ceiling": ceiling,
+        "projected_episodes_per_hour_by_worker_cores": projection,
+        "cores_to_reach_learner_ceiling": ceiling["episodes_per_hour"] / per_core,
     }
 
 
@@ -116,6 +243,19 @@ def main() -> None:
     parser.add_argument("--simulations", type=int, default=5)
     parser.add_argument("--envs", type=int, default=128, help="environments per actor")
     parser.add_argument("--reference-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="ray: compare the Ray backend with local and project by cores (default: local)",
+    )
+    parser.add_argument("--actors", type=int, default=1, help="actors (default: 1)")
+    parser.add_argument(
+        "--learner-steps",
+        type=int,
+        default=30,
+        help="learner steps timed for the ceiling with --backend ray (default: 30)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="micro-bench-train-") as tmp:
         home = Path(tmp)
@@ -126,6 +266,9 @@ def main() -> None:
             done = micro(home, *step)
             if done.returncode != 0:
                 raise SystemExit(f"bench/train.py: {' '.join(step)} failed: {done.stderr}")
+        if args.backend == "ray":
+            print(json.dumps(ray_comparison(home, args)))
+            return
         trainer = trainer_rates(home, args.seconds, args.simulations, args.envs)
         reference = reference_rate(home, args.reference_seconds, args.simulations)
     trainer["reference_episodes_per_hour"] = reference["episodes_per_hour"]
