@@ -178,9 +178,11 @@ def ray_comparison(home: Path, args: argparse.Namespace) -> dict:
         sets=("train.replay_ratio=0.01",),
     )
     per_core = capacity["episodes_per_hour"] / args.actors  # one CPU per actor (the default)
+    cores_axis = (1, 2, 4, 8, 16, 32, 64, 128)
+    selfplay_only = {str(cores): cores * per_core for cores in cores_axis}
     projection = {
-        str(cores): min(cores * per_core, ceiling["episodes_per_hour"])
-        for cores in (1, 2, 4, 8, 16, 32, 64, 128)
+        cores: min(episodes, ceiling["episodes_per_hour"])
+        for cores, episodes in selfplay_only.items()
     }
     return {
         "backend": "ray",
@@ -197,6 +199,7 @@ def ray_comparison(home: Path, args: argparse.Namespace) -> dict:
         "selfplay_capacity_run": capacity,
         "learner_ceiling": ceiling,
         "projected_episodes_per_hour_by_worker_cores": projection,
+        "selfplay_episodes_per_hour_by_worker_cores": selfplay_only,  # were the learner no limit
         "cores_to_reach_learner_ceiling": ceiling["episodes_per_hour"] / per_core,
     }
 

@@ -260,6 +260,11 @@ class RayTrainer(Trainer):
                 "train.ray_cpus_per_actor"
             )
         super().__init__(home, config, limits)
+        if not train.threads:  # the learner's share: the cores Ray does not offer actors here
+            import torch
+
+            offered = self._cpus_offered_here()
+            torch.set_num_threads(max(1, (os.cpu_count() or 2) - int(np.ceil(offered))))
         self.actor_class = self.ray.remote(RemoteSelfPlay)
         self.market_ref = self.ray.put(self.market)
         self.weights_ref = self.ray.put(self._weights_message())
@@ -272,6 +277,14 @@ class RayTrainer(Trainer):
         self.next_node_check = 0.0
         self.actors_stopped = False
         log.info("Ray backend: %d actors placed (SPREAD) on %s", train.actors, self.where)
+
+    def _cpus_offered_here(self) -> float:
+        """CPUs the Ray node of this process offers to actors (its `--num-cpus`)."""
+        here = self.ray.get_runtime_context().get_node_id()
+        for node in self.ray.nodes():
+            if node["NodeID"] == here:
+                return float(node["Resources"].get("CPU", 0.0))
+        return 0.0
 
     # ------------------------------------------------------------------ actors
 
