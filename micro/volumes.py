@@ -31,6 +31,7 @@ LATEST = "latest.pth"  # the trainer's newest weights (resume)
 BEST = "best.pth"  # the validator's promoted checkpoint (the live trader trades it)
 NUMBERED = re.compile(r"^ckpt_ep(\d{7,})\.pth$")  # the trainer's numbered checkpoints
 SIDECAR_SUFFIX = ".json"  # ckpt_ep0000050.pth -> ckpt_ep0000050.json
+TRAIN_LOCK = ".trainer.lock"  # one `micro train` writing a home's checkpoints
 
 
 def numbered_name(episode: int) -> str:
@@ -182,6 +183,10 @@ def trainer_status_path(home: Home) -> Path:
 
 def trainer_metrics_path(home: Home) -> Path:
     return trainer_folder(home) / METRICS
+
+
+def trainer_lock_path(home: Home) -> Path:
+    return home.checkpoints / TRAIN_LOCK
 
 
 def trainer_config_path(home: Home) -> Path:

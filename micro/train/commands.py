@@ -80,8 +80,9 @@ def run_train(ctx: Context) -> int:
     from micro import atomic
     from micro.config import replace
     from micro.errors import UserError
+    from micro.locks import hold_lock
     from micro.train.trainer import Limits, Trainer
-    from micro.volumes import trainer_config_path
+    from micro.volumes import trainer_config_path, trainer_lock_path
 
     ctx.start_logging("train")
     config = ctx.config
@@ -98,6 +99,12 @@ def run_train(ctx: Context) -> int:
         config = replace(config, **overrides)
     if ctx.args.address is not None and config.train.backend != "ray":
         raise UserError("--address names a Ray cluster: add --backend ray (or drop --address)")
+    lock = hold_lock(
+        trainer_lock_path(ctx.home),
+        f"{ctx.home.checkpoints}: another `micro train` (pid {{pid}}) is training in this home; "
+        "stop it first (two trainers would write the same checkpoints; under `docker compose "
+        "--profile ray`, add `--scale trainer=0`)",
+    )
     limits = Limits(max_episodes=ctx.args.max_episodes, max_minutes=ctx.args.max_minutes)
     trainer: Trainer
     if config.train.backend == "ray":
@@ -107,4 +114,7 @@ def run_train(ctx: Context) -> int:
     else:
         trainer = Trainer(ctx.home, config, limits)
     atomic.write_json(trainer_config_path(ctx.home), config.to_dict())
-    return trainer.run()
+    try:
+        return trainer.run()
+    finally:
+        lock.close()

@@ -30,20 +30,20 @@ again next time), write a last status and exit 0. One watcher per home: a second
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import logging
 import os
 import signal
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from micro import atomic
 from micro.alerts import Alerter
 from micro.config import Config
-from micro.errors import CheckpointError, DataError, UserError
+from micro.errors import CheckpointError, DataError
 from micro.home import Home
+from micro.locks import hold_lock
 from micro.model.checkpoint import read_sidecar
 from micro.processes import die_with_parent
 from micro.validation.html import write_html_logged
@@ -463,25 +463,13 @@ class Watcher:
         self.kill_child()
 
 
-def hold_watch_lock(home: Home) -> Any:
+def hold_watch_lock(home: Home) -> IO[str]:
     """An open file holding the home's exclusive watcher lock; UserError if another holds it."""
-    home.validation.mkdir(parents=True, exist_ok=True)
-    fh = open(home.validation / WATCH_LOCK, "a+")  # noqa: SIM115 (held for the service's life)
-    try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.seek(0)
-        other = fh.read().strip() or "?"
-        fh.close()
-        raise UserError(
-            f"{home.validation}: another `micro validate --watch` (pid {other}) is watching this "
-            "home; stop it first"
-        ) from None
-    fh.seek(0)
-    fh.truncate()
-    fh.write(str(os.getpid()))
-    fh.flush()
-    return fh
+    return hold_lock(
+        home.validation / WATCH_LOCK,
+        f"{home.validation}: another `micro validate --watch` (pid {{pid}}) is watching this "
+        "home; stop it first",
+    )
 
 
 def watch(home: Home, config: Config, split: str) -> int:

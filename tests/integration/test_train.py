@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from micro.config import load_config
+from micro.errors import UserError
+from micro.locks import hold_lock
 from micro.model.checkpoint import load_checkpoint, read_sidecar
 from tests.conftest import micro_env, run_micro
 from tests.helpers import TINY_MODEL, alive, copy_home, wait_for
@@ -202,3 +204,29 @@ def test_a_checkpoint_from_another_model_config_is_refused_naming_the_setting(
     result = run_micro(trained_home, "train", "--max-episodes", "8", "--set", "model.hidden=48")
     assert result.returncode == 2
     assert "model.hidden" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_second_trainer_on_the_same_home_is_refused_and_a_killed_ones_lock_dies_with_it(
+    trained_home: Path,
+) -> None:
+    lock = trained_home / "checkpoints" / ".trainer.lock"
+    first = start_train(trained_home)
+    try:
+        wait_for(lambda: lock.is_file() and lock.read_text().strip() == str(first.pid))
+        second = run_micro(trained_home, "train", "--max-episodes", "1")
+        assert second.returncode == 2, second.stderr
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"another `micro train` (pid {first.pid})" in lines[0], lines
+        assert "Traceback" not in second.stderr
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+
+    def free() -> bool:
+        try:
+            hold_lock(lock, "held by {pid}").close()
+        except UserError:
+            return False
+        return True
+
+    wait_for(free, timeout=60)  # the kernel drops it with the process (its actors die with it)
