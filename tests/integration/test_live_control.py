@@ -17,23 +17,12 @@ import pytest
 from tests.alert_sink import alert_sink
 from tests.conftest import micro_env, run_micro
 from tests.e2e.test_live_parity import live_command
-from tests.helpers import copy_home, wait_for
-from tests.integration.test_live_sim import TOML, write_best
+from tests.helpers import wait_for
+from tests.integration import test_live_sim as base
+from tests.integration.test_live_sim import TOML
 
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("live_control")
-    assert run_micro(home, "data", "synth", "--days", "8", "--seed", "5").returncode == 0
-    assert run_micro(home, "data", "prepare").returncode == 0
-    (home / "micro.toml").write_text(TOML)
-    write_best(home, seed=1, episode=10)
-    return home
-
-
-@pytest.fixture
-def home(template: Path, tmp_path: Path) -> Path:
-    return copy_home(template, tmp_path)
+# the prepared home and model of test_live_sim (a module fixture here too)
+template, home = base.template, base.home
 
 
 def journal(home: Path) -> list[dict[str, Any]]:

@@ -16,25 +16,16 @@ from micro.atomic import write_json
 from micro.live.page import status_of
 from micro.volumes import LiveState
 from tests.browser import offline_page
-from tests.conftest import run_micro
-from tests.helpers import copy_home
-from tests.integration.test_live_sim import TOML, sim_trader, step, write_best
+from tests.integration import test_live_sim as base
+from tests.integration.test_live_sim import sim_trader, step
+
+# the prepared home and model of test_live_sim (a module fixture here too)
+template, home = base.template, base.home
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    home = tmp_path_factory.mktemp("live_page")
-    assert run_micro(home, "data", "synth", "--days", "8", "--seed", "5").returncode == 0
-    assert run_micro(home, "data", "prepare").returncode == 0
-    (home / "micro.toml").write_text(TOML)
-    write_best(home, seed=1, episode=10)
-    return home
-
-
-@pytest.fixture
-def home(template: Path, tmp_path: Path) -> Path:
-    torch.set_num_threads(1)
-    return copy_home(template, tmp_path)
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> None:
+    torch.set_num_threads(1)  # the in-process traders' searches
 
 
 def decisions(home: Path) -> list[dict]:
