@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from micro.data.market import Market
+from micro.env.actions import BUY, CLOSE, FLAT, HOLD, SELL
+from micro.env.trading import Observation
 from micro.instruments import instrument
 
 T0 = 1_704_067_200  # 2024-01-01 00:00 UTC
@@ -55,3 +57,20 @@ def random_walk_market(n: int, session_bars: int, seed: int = 0) -> Market:
     high = np.maximum(open_, close) + rng.exponential(0.04, n)
     low = np.minimum(open_, close) - rng.exponential(0.04, n)
     return hand_market(close, open_=open_, high=high, low=low, session_bars=session_bars)
+
+
+def coin_flipper(seed: int, buy: float = 0.04, sell: float = 0.03, close: float = 0.08):
+    """A policy that enters and exits at random (per step: `buy`, `sell` when flat, `close` when
+    in a position): a stand-in agent with an uneven trade list of wins, losses, stops and ends."""
+    rng = np.random.default_rng(seed)
+
+    def policy(observation: Observation) -> np.ndarray:
+        u = rng.random(observation.side.size)
+        action = np.full(observation.side.size, HOLD, dtype=np.int64)
+        flat = observation.side == FLAT
+        action[flat & (u < buy)] = BUY
+        action[flat & (u > 1.0 - sell)] = SELL
+        action[~flat & (u < close)] = CLOSE
+        return np.where(observation.legal[np.arange(action.size), action], action, HOLD)
+
+    return policy

@@ -22,7 +22,7 @@ from micro.validation.baselines import (
     random_traders,
     simple_moving_average,
 )
-from tests.unit.env_markets import hand_market, random_walk_market
+from tests.unit.env_markets import coin_flipper, hand_market, random_walk_market
 
 CONFIG = Config()
 NO_STOP = replace(CONFIG, **{"env.use_stop_loss": False})
@@ -32,22 +32,6 @@ L = 120  # session bars
 def market_and_starts(sessions: int = 12, seed: int = 0):
     market = random_walk_market(sessions * L + 50, L, seed=seed)
     return market, np.arange(sessions, dtype=np.int64) * L + 50
-
-
-def coin_flipper(seed: int):
-    """A policy that enters and exits at random: a stand-in agent with an uneven trade list."""
-    rng = np.random.default_rng(seed)
-
-    def policy(observation: Observation) -> np.ndarray:
-        u = rng.random(observation.side.size)
-        action = np.full(observation.side.size, HOLD, dtype=np.int64)
-        flat = observation.side == FLAT
-        action[flat & (u < 0.04)] = BUY
-        action[flat & (u > 0.97)] = SELL
-        action[~flat & (u < 0.08)] = CLOSE
-        return np.where(observation.legal[np.arange(action.size), action], action, HOLD)
-
-    return policy
 
 
 @pytest.mark.parametrize("config", [CONFIG, NO_STOP], ids=["stop", "no_stop"])

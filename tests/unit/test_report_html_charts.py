@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from micro.config import Config
-from micro.env.actions import BUY, CLOSE, FLAT, HOLD, SELL
-from micro.env.trading import Observation, run_sessions
+from micro.env.actions import CLOSE, HOLD, SELL
+from micro.env.trading import run_sessions
 from micro.validation.baselines import baselines_report, cumulative_session_band
 from micro.validation.charts import (
     ACTED_DTYPE,
@@ -18,6 +18,7 @@ from micro.validation.charts import (
 )
 from micro.validation.html import PLOTLY_ASSET, distribution_figure, read_report, report_html
 from micro.validation.montecarlo import bootstrap
+from tests.unit.env_markets import coin_flipper as flip_coins
 from tests.unit.env_markets import random_walk_market
 
 CONFIG = Config()
@@ -26,18 +27,7 @@ L = 120  # session bars
 
 def coin_flipper(seed: int):
     """Enters and exits at random: a trade list with wins, losses, stops and session ends."""
-    rng = np.random.default_rng(seed)
-
-    def policy(observation: Observation) -> np.ndarray:
-        u = rng.random(observation.side.size)
-        action = np.full(observation.side.size, HOLD, dtype=np.int64)
-        flat = observation.side == FLAT
-        action[flat & (u < 0.05)] = BUY
-        action[flat & (u > 0.96)] = SELL
-        action[~flat & (u < 0.08)] = CLOSE
-        return np.where(observation.legal[np.arange(action.size), action], action, HOLD)
-
-    return policy
+    return flip_coins(seed, buy=0.05, sell=0.04, close=0.08)
 
 
 def played(sessions: int = 10, seed: int = 0):
