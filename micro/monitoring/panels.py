@@ -182,6 +182,7 @@ def trainer_panel(
             ("learner steps/s", fmt(status.learner_steps_per_s, ".2f")),
             ("buffer", fmt(status.buffer_positions, ",.0f", " positions")),
             ("actors", f"{alive}/{len(actors)} alive, {restarts} restarts"),
+            *ray_rows(status.extra.get("ray")),
         ]
     )
     losses = Table(box=None, padding=(0, 1), show_header=True, header_style="dim")
@@ -212,6 +213,23 @@ def trainer_panel(
         grid.add_column(vertical="top")
     grid.add_row(progress, losses, Group(actions, Text(""), recent))
     return framed("Trainer", live, grid)
+
+
+def ray_rows(ray: Any) -> list[tuple[str, Any]]:
+    """The Ray backend's cluster line (status.json's `ray`), or none under the local backend."""
+    if not isinstance(ray, dict):
+        return []
+    found = ray.get("nodes")
+    nodes: dict[str, Any] = found if isinstance(found, dict) else {}
+    up = sum(1 for n in nodes.values() if isinstance(n, dict) and n.get("alive", True) is True)
+    return [
+        ("ray nodes", f"{up}/{len(nodes)} up, {fmt(ray.get('node_deaths'), '.0f')} lost"),
+        (
+            "ray actors",
+            f"{fmt(ray.get('actor_deaths'), '.0f')} died, "
+            f"{fmt(ray.get('actors_replaced'), '.0f')} replaced",
+        ),
+    ]
 
 
 # ---------------------------------------------------------------- validator

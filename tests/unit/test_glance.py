@@ -56,3 +56,16 @@ def test_the_latest_decision_shows_its_whole_rationale_and_why_it_was_blocked() 
 def test_each_service_gets_a_sparkline_with_its_last_value() -> None:
     text = plain(glance_panel([1.0, 2.0], [], [0.0, -1.0, 3.5], None, []))
     assert "+2.00 pips" in text and "+3.50 pips" in text and "no points yet" in text
+
+
+def test_the_trainer_panel_shows_the_ray_cluster_only_under_the_ray_backend() -> None:
+    from micro.monitoring.panels import ray_rows
+
+    assert ray_rows(None) == []
+    ray = {
+        "node_deaths": 1,
+        "actor_deaths": 2,
+        "actors_replaced": 1,
+        "nodes": {"a": {"alive": True}, "b": {"alive": False}},
+    }
+    assert ray_rows(ray) == [("ray nodes", "1/2 up, 1 lost"), ("ray actors", "2 died, 1 replaced")]
