@@ -99,6 +99,10 @@ def run_train(ctx: Context) -> int:
         config = replace(config, **overrides)
     if ctx.args.address is not None and config.train.backend != "ray":
         raise UserError("--address names a Ray cluster: add --backend ray (or drop --address)")
+    if config.train.backend == "ray":  # a head that does not answer: refused before any write
+        from micro.train.ray_backend import check_reachable
+
+        check_reachable(config)
     lock = hold_lock(
         trainer_lock_path(ctx.home),
         f"{ctx.home.checkpoints}: another `micro train` (pid {{pid}}) is training in this home; "

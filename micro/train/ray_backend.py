@@ -114,6 +114,13 @@ def probe(address: str) -> None:
         ) from None
 
 
+def check_reachable(config: Config) -> None:
+    """UserError unless `train.ray_address` names a head that answers (none: a private Ray)."""
+    address = head_address(config.train.ray_address)
+    if address is not None:
+        probe(address)
+
+
 def connect(config: Config) -> tuple[ModuleType, str]:
     """Join the cluster of `train.ray_address` (or start a private Ray); (ray, where) back."""
     train = config.train

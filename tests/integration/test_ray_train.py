@@ -158,6 +158,9 @@ def test_two_node_cluster_trains_survives_a_lost_node_and_resumes_locally(
     final = status(home)
     assert final["state"] == "stopped"
     assert {a["state"] for a in final["ray"]["actors"]} == {"stopped"}
+    frame = run_micro(home, "dash", "--once")  # the dashboard shows the cluster's faults
+    assert frame.returncode == 0, frame.stderr
+    assert "ray nodes" in frame.stdout and "1/2 up, 1 lost" in frame.stdout, frame.stdout
     episodes = final["episodes"]
     assert read_sidecar(home / "checkpoints" / "latest.pth")["episode"] == episodes
 
