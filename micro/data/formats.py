@@ -38,8 +38,7 @@ import dataclasses
 import datetime as dt
 import json
 import re
-import zoneinfo
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +59,7 @@ from micro.data.columns import (
     unique_names,
 )
 from micro.data.lines import check_line_lengths, head_lines
+from micro.data.zones import in_utc, parse_zone, to_naive_utc
 from micro.errors import DataError
 
 FORMATS = ("mt4", "histdata", "oanda", "csv")
@@ -91,13 +91,10 @@ _OANDA_CSV_HEADERS = (
     ("time", "open", "high", "low", "close", "volume"),
     ("time", "o", "h", "l", "c", "volume"),
 )
-_OFFSET_ZONE = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2})(?::?(\d{2}))?$", re.IGNORECASE)
 # An IANA zone's wall clock moved by whole hours: America/New_York+7 is MT4 broker server time.
-_SHIFTED_ZONE = re.compile(r"^([A-Za-z_]+/[A-Za-z_/]+)([+-]\d{1,2})$")
 _SAMPLE_ROWS = 2000
 CHUNK_ROWS = 250_000
 """Rows read, converted and checked at a time: an import holds one chunk of a file, never all."""
-_CLOCK_CHANGE_ROWS = 400  # a chunk's last rows searched for a daylight-saving hour it cuts
 
 
 @dataclass(frozen=True)
@@ -203,43 +200,6 @@ def read_chunks(
         yield from csv_chunks(path, zone, zone_name, columns=columns, fmt=fmt, rows=rows)
 
 
-def parse_zone(name: str) -> dt.tzinfo:
-    """An IANA zone (Etc/GMT-2, Europe/London), a fixed offset (+02:00, UTC+2) as a tzinfo.
-
-    A shifted zone (America/New_York+7) returns its IANA part; `_to_utc` applies the shift.
-    """
-    match = _OFFSET_ZONE.match(name.strip())
-    if match:
-        sign, hours, minutes = match.groups()
-        offset = dt.timedelta(hours=int(hours), minutes=int(minutes or 0))
-        return dt.timezone(-offset if sign == "-" else offset)
-    base, _ = zone_shift(name)
-    try:
-        return zoneinfo.ZoneInfo(base)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise DataError(
-            f"--tz {name}: unknown time zone; give an IANA name (UTC, Europe/London, "
-            "Etc/GMT-2 for UTC+2, note the inverted sign), an offset such as +02:00, or "
-            "America/New_York+7 for MT4 broker server time (UTC+2 winter, UTC+3 summer)"
-        ) from None
-
-
-def zone_shift(name: str) -> tuple[str, int]:
-    """('America/New_York', 7) for 'America/New_York+7'; (name, 0) for any other name."""
-    match = _SHIFTED_ZONE.match(name.strip())
-    if match and not name.strip().startswith("Etc/"):
-        return match.group(1), int(match.group(2))
-    return name.strip(), 0
-
-
-def zone_offset_hours(zone_name: str, at_utc: pd.Timestamp) -> float:
-    """The UTC offset in hours of `zone_name`'s wall clock at the naive UTC time `at_utc`."""
-    zone = parse_zone(zone_name)
-    _, shift = zone_shift(zone_name)
-    offset = at_utc.to_pydatetime().replace(tzinfo=dt.UTC).astimezone(zone).utcoffset()
-    return (offset.total_seconds() / 3600 if offset is not None else 0.0) + shift
-
-
 # ---------------------------------------------------------------- the formats
 
 
@@ -263,7 +223,7 @@ def mt4_chunks(path: Path, zone: dt.tzinfo, zone_name: str, rows: int) -> Iterat
         return day + (clock - pd.Timestamp("1900-01-01"))
 
     tables = _read_tables(path, sep, names, False, names[: len(names) - 5], None, rows)
-    for table, ts in _in_utc(tables, naive_times, zone, zone_name, path):
+    for table, ts in in_utc(tables, naive_times, zone, zone_name, path):
         yield RawCandles(_assemble(table, ts), "mt4", zone_name, layout=layout)
 
 
@@ -278,7 +238,7 @@ def histdata_chunks(path: Path, zone: dt.tzinfo, zone_name: str, rows: int) -> I
         return pd.to_datetime(table["datetime"], format="%Y%m%d %H%M%S", errors="coerce")
 
     tables = _read_tables(path, sep, names, False, ["datetime"], None, rows)
-    for table, ts in _in_utc(tables, naive_times, zone, zone_name, path):
+    for table, ts in in_utc(tables, naive_times, zone, zone_name, path):
         yield RawCandles(_assemble(table, ts), "histdata", zone_name, layout=layout)
 
 
@@ -358,7 +318,7 @@ def parse_oanda_times(times: pd.Series, zone: dt.tzinfo = dt.UTC) -> pd.Series:
     parsed = _try_layout(stamps, "ISO8601")
     if parsed is None:
         parsed = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
-    out = _to_naive_utc(parsed, zone).dt.floor("s")
+    out = to_naive_utc(parsed, zone).dt.floor("s")
     if numeric.notna().any():
         unix = pd.to_datetime(numeric, unit="s", errors="coerce")
         out = out.where(numeric.isna(), unix.astype(out.dtype))
@@ -424,7 +384,7 @@ def csv_chunks(
 
     tables = _read_tables(path, sep, names, has_header, text_columns, price_columns, rows)
     renames = {names[mapping[k]]: k for k in PRICE_COLUMNS + ("volume",) if k in mapping}
-    for table, ts in _in_utc(tables, times, zone, zone_name, path):
+    for table, ts in in_utc(tables, times, zone, zone_name, path):
         renamed = table.rename(columns=renames)
         if "volume" not in mapping:
             renamed["volume"] = 0.0
@@ -539,91 +499,6 @@ def _assemble(table: pd.DataFrame, ts: pd.Series) -> pd.DataFrame:
         frame[name] = pd.to_numeric(table[name], errors="coerce").to_numpy(dtype=np.float64)
     frame["line"] = table["line"].to_numpy(dtype=np.int64)
     return frame
-
-
-def _in_utc(
-    tables: Iterator[pd.DataFrame],
-    times: Callable[[pd.DataFrame], pd.Series],
-    zone: dt.tzinfo,
-    zone_name: str,
-    path: Path,
-) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
-    """Each chunk with its times in naive UTC (`times` reads them, naive local or with offsets).
-
-    Rows at a chunk's end inside a daylight-saving hour that repeats (autumn) wait for the next
-    chunk, so that the repeated hour is resolved ('infer') from both its passes at once.
-    """
-    pending: pd.DataFrame | None = None
-    for table in tables:
-        if pending is not None:
-            table = pd.concat([pending, table], ignore_index=True)
-            pending = None
-        parsed = times(table)
-        keep = _before_repeated_hour(parsed, zone, zone_name)
-        if keep < len(table):
-            pending = table.iloc[keep:].reset_index(drop=True)
-            if keep == 0:
-                continue
-            table, parsed = table.iloc[:keep].reset_index(drop=True), parsed.iloc[:keep]
-        yield table, _to_utc(parsed, zone, zone_name, table["line"], path)
-    if pending is not None:
-        yield pending, _to_utc(times(pending), zone, zone_name, pending["line"], path)
-
-
-def _before_repeated_hour(parsed: pd.Series, zone: dt.tzinfo, zone_name: str) -> int:
-    """How many leading rows of a chunk do not end in a repeated (ambiguous) local hour."""
-    if isinstance(parsed.dtype, pd.DatetimeTZDtype) or isinstance(zone, dt.timezone):
-        return len(parsed)
-    tail = parsed.iloc[-_CLOCK_CHANGE_ROWS:].dt.floor("s")
-    if not len(tail):
-        return 0
-    base = tail - pd.Timedelta(hours=zone_shift(zone_name)[1])
-    local = base.dt.tz_localize(zone, ambiguous="NaT", nonexistent="shift_forward")
-    ambiguous = (local.isna() & base.notna()).to_numpy()
-    if not ambiguous[-1]:
-        return len(parsed)
-    clear = np.flatnonzero(~ambiguous)
-    return len(parsed) - len(tail) + (int(clear[-1]) + 1 if len(clear) else 0)
-
-
-def _to_utc(
-    naive: pd.Series, zone: dt.tzinfo, zone_name: str, lines: pd.Series, path: Path
-) -> pd.Series:
-    """Naive local times in `zone` -> naive UTC; a clear error for times a DST shift skips.
-
-    Times that carry their own offset are only converted to naive UTC.
-    """
-    if isinstance(naive.dtype, pd.DatetimeTZDtype):
-        return naive.dt.tz_convert("UTC").dt.tz_localize(None)
-    naive = naive.dt.floor("s")  # sub-second noise is dropped; seconds are checked later
-    _, shift = zone_shift(zone_name)
-    naive = naive - pd.Timedelta(hours=shift)  # a shifted zone's clock, back to its base zone
-    if zone_name.upper() in ("UTC", "ETC/UTC", "GMT") or zone == dt.UTC:
-        return naive
-    try:
-        local = naive.dt.tz_localize(zone, ambiguous="infer", nonexistent="NaT")
-    except Exception as exc:  # pytz/pandas raise several types for an ambiguous hour
-        raise DataError(
-            f"{path}: times in {zone_name} fall in a daylight-saving change that cannot be "
-            f"resolved ({exc}); pass a fixed-offset zone instead, e.g. --tz Etc/GMT-2"
-        ) from None
-    skipped = local.isna().to_numpy() & naive.notna().to_numpy()
-    if skipped.any():
-        first = int(np.argmax(skipped))
-        raise DataError(
-            f"{path}, line {int(lines.iloc[first])}: {naive.iloc[first]} does not exist in "
-            f"{zone_name} (the clock skipped it for daylight saving); the file is probably in "
-            "a fixed-offset zone: pass e.g. --tz Etc/GMT-2"
-        )
-    return local.dt.tz_convert("UTC").dt.tz_localize(None)
-
-
-def _to_naive_utc(parsed: pd.Series, zone: dt.tzinfo) -> pd.Series:
-    if isinstance(parsed.dtype, pd.DatetimeTZDtype):
-        return parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    if zone == dt.UTC:
-        return parsed
-    return parsed.dt.tz_localize(zone).dt.tz_convert("UTC").dt.tz_localize(None)
 
 
 def _choose_time_layout(stamp: pd.Series, path: Path, lines: pd.Series) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from micro import instruments
-from micro.data import formats, store, weeks
+from micro.data import formats, store, weeks, zones
 from micro.data.columns import PRICE_COLUMNS
 from micro.data.formats import RawCandles
 from micro.errors import DataError
@@ -143,7 +143,7 @@ def check_zone(
     if shift == 0:
         return logging.INFO, f"{path}: {fit.describe()}, as the FX week in UTC"
     zone = raw.zone if raw.zone != "offsets in file" else "UTC"
-    offsets = {e.at: formats.zone_offset_hours(zone, e.at) for e in fit.edges}
+    offsets = {e.at: zones.zone_offset_hours(zone, e.at) for e in fit.edges}
     likely = weeks.likely_zone(fit, offsets)
     seen = (
         f"{path}: read in {raw.zone}, its {fit.describe()} sit {abs(shift)} h "

@@ -109,7 +109,7 @@ def write_fx_weeks_mt4(
     Prices are a slow GBP_JPY-like zigzag (valid OHLC); `zone` is any name `--tz` takes
     (America/New_York+7 is MT4 broker server time).
     """
-    from micro.data.formats import parse_zone, zone_shift
+    from micro.data.zones import parse_zone, zone_shift
 
     utc = fx_week_times(first_sunday, weeks)
     _, shift = zone_shift(zone)

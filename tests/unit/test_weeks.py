@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from micro.data import formats, weeks
+from micro.data import weeks, zones
 from tests.samples.make_samples import fx_week_times
 
 
@@ -39,10 +39,10 @@ def test_a_file_ending_on_a_weekday_has_no_edges() -> None:
 
 
 def test_broker_zone_is_new_york_plus_seven_hours() -> None:
-    assert formats.zone_shift(weeks.BROKER_ZONE) == ("America/New_York", 7)
-    assert formats.zone_shift("Etc/GMT+5") == ("Etc/GMT+5", 0)
-    assert formats.zone_offset_hours(weeks.BROKER_ZONE, pd.Timestamp("2022-07-01")) == 3
-    assert formats.zone_offset_hours(weeks.BROKER_ZONE, pd.Timestamp("2022-01-03")) == 2
+    assert zones.zone_shift(weeks.BROKER_ZONE) == ("America/New_York", 7)
+    assert zones.zone_shift("Etc/GMT+5") == ("Etc/GMT+5", 0)
+    assert zones.zone_offset_hours(weeks.BROKER_ZONE, pd.Timestamp("2022-07-01")) == 3
+    assert zones.zone_offset_hours(weeks.BROKER_ZONE, pd.Timestamp("2022-01-03")) == 2
 
 
 def test_a_holiday_early_close_beside_on_time_opens_is_no_shift() -> None:
