@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from micro.alerts import Alerter
@@ -21,8 +20,9 @@ from micro.live.models import ModelSlot
 from micro.live.sim import SimBroker
 from micro.live.trader import Trader
 from tests.alert_sink import alert_sink
-from tests.conftest import run_micro
-from tests.integration.test_live_sim import TOML, write_best
+from tests.integration import test_live_sim as base
+
+template, home = base.template, base.home  # test_live_sim's prepared home (module-scoped)
 
 
 def test_halts_mismatches_and_orders_in_doubt_alert_and_routine_lines_do_not(
@@ -57,15 +57,9 @@ def test_halts_mismatches_and_orders_in_doubt_alert_and_routine_lines_do_not(
     assert [x["type"] for x in sink.received] == ["failure"] * 3 + ["warning", "info"]
 
 
-def test_a_sim_trader_crossing_the_fx_day_roll_sends_the_days_summary(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> None:
+def test_a_sim_trader_crossing_the_fx_day_roll_sends_the_days_summary(home: Path) -> None:
     torch.set_num_threads(1)
-    root = tmp_path_factory.mktemp("day_roll")
-    assert run_micro(root, "data", "synth", "--days", "8", "--seed", "5").returncode == 0
-    assert run_micro(root, "data", "prepare").returncode == 0
-    (root / "micro.toml").write_text(TOML)
-    write_best(root, seed=1, episode=10)
+    root = home  # test_live_sim's prepared home and model
     config = load_config(root, environ={})
     market = load_market(root / "data" / "market.duckdb", config)
     con = connect(root / "data" / "market.duckdb", read_only=True)
