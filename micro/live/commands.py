@@ -113,15 +113,13 @@ def run_kill(ctx: Context) -> int:
     from micro.volumes import kill_path
 
     path = kill_path(ctx.home)
-    write_json(
-        path,
-        {"time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "reason": ctx.args.reason},
-    )
+    write_json(path, _request(ctx.args.reason))
     print(f"kill switch set: {path} (the trader flattens and halts; remove the file to resume)")
     return 0
 
 
 def _request(reason: str) -> dict[str, str]:
+    """What an operator's kill, pause or halt reset file holds: when and why."""
     return {"time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "reason": reason}
 
 
