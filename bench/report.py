@@ -41,7 +41,8 @@ from validate import prepared_home  # noqa: E402
 
 from micro.config import Config, replace  # noqa: E402
 from micro.model.checkpoint import save_checkpoint  # noqa: E402
-from micro.validation.html import PLOTLY_ASSET, write_html  # noqa: E402
+from micro.pages import PLOTLY_ASSET  # noqa: E402
+from micro.validation.html import write_html  # noqa: E402
 from micro.validation.promotion import conclude  # noqa: E402
 from micro.validation.report import score_checkpoint  # noqa: E402
 from tests.skill import momentum_network  # noqa: E402  (a checkpoint that trades, by hand)

@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import plotly.io as pio
-from plotly.offline import get_plotlyjs, get_plotlyjs_version
 
 from micro import atomic
+from micro.pages import PLOTLY_ASSET, write_asset
 from micro.redaction import redact_text
 from micro.volumes import LiveState
 
@@ -55,7 +55,6 @@ MARKERS = {  # decision -> plotly marker
     "SELL": {"symbol": "triangle-down", "color": "#c0392b", "size": 11},
     "CLOSE": {"symbol": "x", "color": "#333333", "size": 10},
 }
-PLOTLY_ASSET = f"plotly-{get_plotlyjs_version()}.min.js"
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 MISSING = "–"
 
@@ -194,9 +193,7 @@ class LivePage:
         self._written_at = now
         try:
             if not self._asset_ready:
-                asset = self.path.parent / PLOTLY_ASSET
-                if not asset.is_file():
-                    atomic.write_bytes(asset, get_plotlyjs().encode())
+                write_asset(self.path.parent)
                 self._asset_ready = True
             atomic.write_bytes(self.path, redact_text(self.render(state)).encode())
         except Exception as exc:  # noqa: BLE001 - the page is a view; trading goes on

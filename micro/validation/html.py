@@ -30,19 +30,18 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
-from plotly.offline import get_plotlyjs, get_plotlyjs_version
 from plotly.subplots import make_subplots
 
 from micro import atomic
 from micro.env.actions import ACTION_NAMES, OUTCOME_NAMES
 from micro.errors import UserError
+from micro.pages import PLOTLY_ASSET, write_asset
 from micro.records import check_schema
 from micro.validation.report import OK, summary_lines
 from micro.volumes import REPORT_SCHEMA
 
 log = logging.getLogger("micro.validation")
 
-PLOTLY_ASSET = f"plotly-{get_plotlyjs_version()}.min.js"
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 BAND = "rgba(120, 120, 120, 0.22)"
 AGENT, CROSSOVER, HOLDING, LONG, SHORT = "#1f5fbf", "#d98c00", "#7a4fa3", "#138a36", "#c0392b"
@@ -449,14 +448,6 @@ def read_report(path: Path) -> dict[str, Any]:
         raise UserError(f"{path}: not a validation report (no status/checkpoint); give one")
     check_schema(report, str(path), REPORT_SCHEMA, "schema_version")
     return report
-
-
-def write_asset(folder: Path) -> Path:
-    """plotly.js as `PLOTLY_ASSET` in `folder` (written once, atomically); its path."""
-    path = Path(folder) / PLOTLY_ASSET
-    if not path.is_file():
-        atomic.write_bytes(path, get_plotlyjs().encode())
-    return path
 
 
 def write_html(report_json: Path, output: Path | None = None) -> Path:

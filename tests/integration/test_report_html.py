@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from micro.validation.html import PLOTLY_ASSET
+from micro.pages import PLOTLY_ASSET
 from tests.browser import offline_page
 from tests.conftest import run_micro
 from tests.integration.test_validate import (

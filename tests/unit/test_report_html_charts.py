@@ -8,6 +8,7 @@ import pytest
 from micro.config import Config
 from micro.env.actions import CLOSE, HOLD, SELL
 from micro.env.trading import run_sessions
+from micro.pages import PLOTLY_ASSET
 from micro.validation.baselines import baselines_report, cumulative_session_band
 from micro.validation.charts import (
     ACTED_DTYPE,
@@ -16,7 +17,7 @@ from micro.validation.charts import (
     drawn_choice,
     equity_fan,
 )
-from micro.validation.html import PLOTLY_ASSET, distribution_figure, read_report, report_html
+from micro.validation.html import distribution_figure, read_report, report_html
 from micro.validation.montecarlo import bootstrap
 from tests.unit.env_markets import coin_flipper as flip_coins
 from tests.unit.env_markets import random_walk_market
