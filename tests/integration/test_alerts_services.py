@@ -100,7 +100,8 @@ def test_a_broker_link_down_longer_than_the_limit_alerts_once_and_again_when_bac
     (root / "micro.toml").write_text(TOML)
     write_best(root, seed=1, episode=10)
     quick = {"live.poll_seconds": 0.05, "alerts.disconnect_seconds": 1.0,
-             "risk.circuit_open_seconds": 0.5}  # fmt: skip
+             "risk.circuit_open_seconds": 0.5,  # trading losses never halt (and alert) here:
+             "risk.daily_loss_limit_pips": 1e5, "risk.max_drawdown_pips": 1e5}  # fmt: skip
     config = replace(load_config(root, environ={}), **quick)
     market = load_market(root / "data" / "market.duckdb", config)
     con = connect(root / "data" / "market.duckdb", read_only=True)
