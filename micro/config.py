@@ -204,6 +204,9 @@ class TrainConfig:
     """Prioritised replay exponent alpha."""
     priority_beta: float = _f(0.4, ge=0.0, le=1.0)
     """Prioritised replay importance-sampling exponent beta."""
+    exit_exploration: float = _f(1.0, ge=0.0, le=1.0)
+    """Chance that self-play explores a held position's hold-or-close decision (root noise,
+    sampled action); otherwise it takes the search's best action. 1: every decision explores."""
     temperature_start: float = _f(1.0, gt=0.0)
     """Action-sampling temperature at the start of training."""
     temperature_end: float = _f(0.25, gt=0.0)

@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 
 from micro.config import MctsConfig
-from micro.env.actions import NUM_ACTIONS
+from micro.env.actions import FLAT, NUM_ACTIONS
 from micro.mcts.policies import dirichlet_noise, gumbel_noise, sample_from_visits
 from micro.mcts.search import SearchFn, SearchResult, root_legal, search
 from micro.model.inference import SearchModel
@@ -73,8 +73,15 @@ class Agent:
         mode: Mode,
         rng: np.random.Generator,
         temperature: float = 1.0,
+        exit_exploration: float = 1.0,
     ) -> tuple[np.ndarray, Rationale]:
-        """Actions [B] int64 (always legal) and the rationale of each decision."""
+        """Actions [B] int64 (always legal) and the rationale of each decision.
+
+        `exit_exploration` (explore mode, pUCT): the chance that a held position's hold-or-close
+        decision explores like a flat one (root noise, action sampled from the visits); otherwise
+        it gets no noise and takes the search's best action. Below 1 an exploratory entry is held
+        for longer than a coin flip per bar allows. At 1 no extra random numbers are drawn.
+        """
         if mode not in ("explore", "greedy"):
             raise ValueError(f"mode must be 'explore' or 'greedy', got {mode!r}")
         legal = root_legal(observations.legal, observations.side)
@@ -84,6 +91,12 @@ class Agent:
         gumbel = None
         if explore and not gumbel_root and self.mcts.exploration_fraction > 0.0:
             dirichlet = dirichlet_noise(rng, legal, self.mcts.dirichlet_alpha)
+        calm = np.zeros(legal.shape[0], dtype=bool)  # [B] held positions deciding greedily
+        if explore and not gumbel_root and exit_exploration < 1.0:
+            held = np.asarray(observations.side) != FLAT
+            calm = held & (rng.random(legal.shape[0]) >= exit_exploration)
+            if dirichlet is not None:
+                dirichlet[calm] = 0.0
         if explore and gumbel_root:
             gumbel = gumbel_noise(rng, legal.shape[0], self.mcts.gumbel_scale)
         result = self.search_fn(
@@ -99,6 +112,7 @@ class Agent:
         )
         if explore and not gumbel_root:
             actions = sample_from_visits(result.visit_counts, temperature, rng)
+            actions[calm] = result.best_action[calm]
         else:
             actions = result.best_action.astype(np.int64)
         illegal = np.flatnonzero(~legal[np.arange(len(actions)), actions])

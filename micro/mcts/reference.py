@@ -145,7 +145,7 @@ def reference_tree(
             reward=0.0,
         )
         root.network_prior = list(root.prior)
-        if dirichlet is not None:
+        if dirichlet is not None and sum(float(n) for n in dirichlet) > 0.0:
             f = config.exploration_fraction
             root.prior = [
                 (1.0 - f) * p + f * float(n) if ok else 0.0

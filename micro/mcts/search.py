@@ -8,7 +8,8 @@ two equal):
   `next_side(side, action)`), so legality inside the tree follows the imagined position.
   The root's legal actions are the observation's mask.
 - Root: s, logits, v = h(window, static); prior = softmax of the logits over legal actions.
-  When Dirichlet noise is passed (explore mode, pUCT) the prior becomes (1 − f)·p + f·noise.
+  When Dirichlet noise is passed (explore mode, pUCT) the prior becomes (1 − f)·p + f·noise;
+  a row of zeros leaves that root's prior as it is.
 - Per simulation, for the whole batch (numba): from the root, at a decision node pick an
   action (pUCT, or Gumbel rules below); at an afterstate pick the outcome argmax σ(c)/(N(c)+1)
   (deterministic, ties → lowest c). The walk stops at the first missing node: either an

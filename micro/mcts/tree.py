@@ -101,7 +101,7 @@ def init_roots(
     legal: np.ndarray,  # [B, 4] bool
     logits: np.ndarray,  # [B, 4] float64
     value: np.ndarray,  # [B] float64 pips
-    dirichlet: np.ndarray,  # [B, 4] float64 noise over legal actions
+    dirichlet: np.ndarray,  # [B, 4] float64 noise over legal actions (a zero row: no noise)
     exploration_fraction: float,  # 0: no noise
     gumbel: np.ndarray,  # [B, 4] float64
 ) -> None:
@@ -113,7 +113,7 @@ def init_roots(
             tree.prior_logits[b, ROOT_INDEX, a] = logits[b, a]
             tree.root_gumbel[b, a] = gumbel[b, a]
         masked_softmax(logits[b], legal[b], tree.priors[b, ROOT_INDEX])
-        if exploration_fraction > 0.0:
+        if exploration_fraction > 0.0 and dirichlet[b].sum() > 0.0:
             for a in range(NUM_ACTIONS):
                 prior = tree.priors[b, ROOT_INDEX, a]
                 noisy = (1.0 - exploration_fraction) * prior + exploration_fraction * dirichlet[

@@ -198,7 +198,9 @@ class SelfPlay:
                 side=obs.side,
             )
             temp = temperature(self.config, self.episodes_seen)
-            chosen, rationale = self.agent.act(observations, "explore", self.rng, temp)
+            chosen, rationale = self.agent.act(
+                observations, "explore", self.rng, temp, exit_exploration=self.config.train.exit_exploration
+            )
             rows[:, t] = obs.rows
             static[:, t] = obs.static
             side[:, t] = obs.side

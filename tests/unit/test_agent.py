@@ -147,3 +147,42 @@ def test_bad_mode_temperature_or_simulations_are_refused() -> None:
 def test_the_simulation_count_defaults_to_the_config() -> None:
     assert Agent(TinySearchModel(), MctsConfig(simulations=5)).num_simulations == 5
     assert Agent(TinySearchModel(), MctsConfig(simulations=5), 9).num_simulations == 9
+
+
+def test_without_exit_exploration_a_position_decides_as_greedy_while_flat_ones_explore() -> None:
+    # `train.exit_exploration = 0`: held positions get no root noise and no sampled action,
+    # so they decide exactly as greedy does; flat positions keep both.
+    obs = _observations(batch=48)
+    held = obs.side != 0
+    assert held.any() and (~held).any()
+    agent = Agent(TinySearchModel(value_scale=0.1), CONFIGS["puct"])
+    greedy, why_greedy = agent.act(obs, "greedy", np.random.default_rng(0))
+    changed_flat = 0
+    for seed in range(4):
+        actions, why = agent.act(
+            obs, "explore", np.random.default_rng(seed), temperature=1.0, exit_exploration=0.0
+        )
+        np.testing.assert_array_equal(actions[held], greedy[held])
+        np.testing.assert_array_equal(why.visit_counts[held], why_greedy.visit_counts[held])
+        changed_flat += int((actions[~held] != greedy[~held]).sum())
+    assert changed_flat > 0  # the flat positions still explore
+    explored, _ = agent.act(obs, "explore", np.random.default_rng(0), temperature=1.0)
+    assert (explored[held] != greedy[held]).any()  # the default explores exits too
+
+
+def test_exit_exploration_is_a_chance_per_held_decision() -> None:
+    # Between 0 and 1 some held positions explore and the rest decide greedily; the default (1)
+    # draws no extra random numbers, so seeded self-play is unchanged by the knob's existence.
+    obs = _observations(batch=48)
+    held = obs.side != 0
+    agent = Agent(TinySearchModel(value_scale=0.1), CONFIGS["puct"])
+    greedy, _ = agent.act(obs, "greedy", np.random.default_rng(0))
+    differ = [
+        int((agent.act(obs, "explore", np.random.default_rng(s), exit_exploration=p)[0] != greedy)[held].sum())
+        for p in (0.0, 0.5, 1.0)
+        for s in range(6)
+    ]
+    assert sum(differ[:6]) == 0 and 0 < sum(differ[6:12]) < sum(differ[12:])
+    default, _ = agent.act(obs, "explore", np.random.default_rng(3))
+    same, _ = agent.act(obs, "explore", np.random.default_rng(3), exit_exploration=1.0)
+    np.testing.assert_array_equal(default, same)
