@@ -231,3 +231,22 @@ def test_the_real_network_searches_the_same_in_both_searches() -> None:
         np.testing.assert_array_equal(batched.visit_counts, reference.visit_counts)
         np.testing.assert_allclose(batched.value, reference.value, rtol=1e-9, atol=1e-9)
         np.testing.assert_allclose(batched.q, reference.q, rtol=1e-9, atol=1e-9)
+
+
+def test_a_zero_noise_row_leaves_that_root_as_greedy_in_both_searches() -> None:
+    # `train.exit_exploration` < 1 zeroes the Dirichlet rows of held positions that decide
+    # greedily: both searches must leave those roots' priors unmixed and mix the others.
+    config = CONFIGS["puct"]
+    model = TinySearchModel(seed=13).double()
+    window, static, legal, side = observations(BATCH, seed=7)
+    dirichlet, _ = _noise(config, legal, explore=True, seed=20)
+    calm = side != 0
+    assert calm.any() and (~calm).any()
+    dirichlet[calm] = 0.0
+    args = (model, window, static, legal, side, config, SIMULATIONS)
+    batched = search(*args, dirichlet, None)
+    reference = reference_search(*args, dirichlet, None)
+    greedy = search(*args, None, None)
+    np.testing.assert_array_equal(batched.visit_counts, reference.visit_counts)
+    np.testing.assert_array_equal(batched.visit_counts[calm], greedy.visit_counts[calm])
+    assert (batched.visit_counts[~calm] != greedy.visit_counts[~calm]).any()
