@@ -246,7 +246,9 @@ def main() -> None:
 
     part = frame.iloc[: args.reference_bars].reset_index(drop=True)
     started = time.perf_counter()
-    expected = reference_features(part)
+    expected = reference_features(
+        part, config.features.range_bars, config.features.fast_momentum_bars
+    )
     expected_outcome = reference_outcomes(part["close"])
     reference_seconds = time.perf_counter() - started
     ts = part["ts"].to_numpy().astype("datetime64[s]").astype(np.int64)
