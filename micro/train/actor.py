@@ -199,7 +199,11 @@ class SelfPlay:
             )
             temp = temperature(self.config, self.episodes_seen)
             chosen, rationale = self.agent.act(
-                observations, "explore", self.rng, temp, exit_exploration=self.config.train.exit_exploration
+                observations,
+                "explore",
+                self.rng,
+                temp,
+                exit_exploration=self.config.train.exit_exploration,
             )
             rows[:, t] = obs.rows
             static[:, t] = obs.static

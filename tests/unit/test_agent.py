@@ -177,11 +177,14 @@ def test_exit_exploration_is_a_chance_per_held_decision() -> None:
     held = obs.side != 0
     agent = Agent(TinySearchModel(value_scale=0.1), CONFIGS["puct"])
     greedy, _ = agent.act(obs, "greedy", np.random.default_rng(0))
-    differ = [
-        int((agent.act(obs, "explore", np.random.default_rng(s), exit_exploration=p)[0] != greedy)[held].sum())
-        for p in (0.0, 0.5, 1.0)
-        for s in range(6)
-    ]
+
+    def explored(chance: float, seed: int) -> int:
+        """Held positions whose decision differs from greedy's."""
+        rng = np.random.default_rng(seed)
+        actions, _ = agent.act(obs, "explore", rng, exit_exploration=chance)
+        return int((actions != greedy)[held].sum())
+
+    differ = [explored(chance, seed) for chance in (0.0, 0.5, 1.0) for seed in range(6)]
     assert sum(differ[:6]) == 0 and 0 < sum(differ[6:12]) < sum(differ[12:])
     default, _ = agent.act(obs, "explore", np.random.default_rng(3))
     same, _ = agent.act(obs, "explore", np.random.default_rng(3), exit_exploration=1.0)
