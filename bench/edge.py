@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from _micro import micro  # noqa: E402  (bench/ is this script's own folder)
-from learning import SUITE, set_args, synth_args  # noqa: E402
+from learning import SUITE, set_args, suite_names, synth_args  # noqa: E402
 
 from micro.config import Config, load_config  # noqa: E402
 from micro.data.market import Market, load_market  # noqa: E402
@@ -120,11 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=float, default=0.2, help="share of bars traded (0.2)")
     parser.add_argument("--set", action="append", default=[], help="config override k=v")
     args = parser.parse_args(argv)
-    names = [n.strip() for n in args.markets.split(",") if n.strip()]
-    unknown = [n for n in names if n not in SUITE]
-    if unknown or not names:
-        print(f"--markets: unknown {', '.join(unknown) or '(none)'}; expected some of "
-              f"{', '.join(SUITE)}", file=sys.stderr)  # fmt: skip
+    try:
+        names = suite_names(args.markets)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if not names:
+        print(f"--markets: none named; expected some of {', '.join(SUITE)}", file=sys.stderr)
         return 2
     try:
         horizons = sorted({int(h) for h in args.horizons.split(",")})

@@ -407,18 +407,27 @@ def main() -> None:
     root_ctx.cleanup()
 
 
+def suite_names(text: str) -> list[str]:
+    """The suite markets named in a comma-separated `--markets` value; ValueError names unknowns."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SUITE]
+    if unknown:
+        raise ValueError(
+            f"--markets: unknown {', '.join(unknown)}; expected some of {', '.join(SUITE)}"
+        )
+    return names
+
+
 def plan(args: argparse.Namespace) -> dict[str, tuple[dict[str, Any], list[list[str]]]]:
     """name -> (spec, commands that fill the store) for the markets to run."""
     if args.real:
         return real_markets(Path(args.real), args.tz)
     names = list(QUICK) if args.quick else list(SUITE)
     if args.markets:
-        names = [n.strip() for n in args.markets.split(",") if n.strip()]
-        unknown = [n for n in names if n not in SUITE]
-        if unknown:
-            usage_error(
-                f"--markets: unknown {', '.join(unknown)}; expected some of {', '.join(SUITE)}"
-            )
+        try:
+            names = suite_names(args.markets)
+        except ValueError as exc:
+            usage_error(str(exc))
     return {n: (SUITE[n], [synth_args(SUITE[n], args.days)]) for n in names}
 
 
