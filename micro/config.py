@@ -208,6 +208,13 @@ class TrainConfig:
     """Chance that self-play explores a held position's hold-or-close decision (root noise,
     sampled action; pUCT root selection); otherwise it takes the search's best action. 1: every
     decision explores, and an untrained agent holds a trade about 2 bars (at 0: about 40)."""
+    value_bootstrap: Literal["search", "best"] = _f("search", choices=("search", "best"))
+    """What the n-step value target bootstraps from: the search's root value (`search`, a
+    visit-weighted mean that includes the explored actions) or the best searched action's Q
+    (`best`: the value of acting greedily from there on, not charged for exploration)."""
+    entry_exploration: float = _f(1.0, ge=0.0, le=1.0)
+    """The same chance for a flat position's decision to enter or stay out; otherwise it takes
+    the search's best action with no root noise. 1: every flat decision explores."""
     temperature_start: float = _f(1.0, gt=0.0)
     """Action-sampling temperature at the start of training."""
     temperature_end: float = _f(0.25, gt=0.0)

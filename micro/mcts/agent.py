@@ -74,13 +74,16 @@ class Agent:
         rng: np.random.Generator,
         temperature: float = 1.0,
         exit_exploration: float = 1.0,
+        entry_exploration: float = 1.0,
     ) -> tuple[np.ndarray, Rationale]:
         """Actions [B] int64 (always legal) and the rationale of each decision.
 
         `exit_exploration` (explore mode, pUCT): the chance that a held position's hold-or-close
         decision explores like a flat one (root noise, action sampled from the visits); otherwise
         it gets no noise and takes the search's best action. Below 1 an exploratory entry is held
-        for longer than a coin flip per bar allows. At 1 no extra random numbers are drawn.
+        for longer than a coin flip per bar allows. `entry_exploration` is the same chance for a
+        flat position's decision to enter or stay out. At 1 (both) no extra random numbers are
+        drawn.
         """
         if mode not in ("explore", "greedy"):
             raise ValueError(f"mode must be 'explore' or 'greedy', got {mode!r}")
@@ -91,10 +94,11 @@ class Agent:
         gumbel = None
         if explore and not gumbel_root and self.mcts.exploration_fraction > 0.0:
             dirichlet = dirichlet_noise(rng, legal, self.mcts.dirichlet_alpha)
-        calm = np.zeros(legal.shape[0], dtype=bool)  # [B] held positions deciding greedily
-        if explore and not gumbel_root and exit_exploration < 1.0:
+        calm = np.zeros(legal.shape[0], dtype=bool)  # [B] decisions taken greedily
+        if explore and not gumbel_root and min(exit_exploration, entry_exploration) < 1.0:
             held = np.asarray(observations.side) != FLAT
-            calm = held & (rng.random(legal.shape[0]) >= exit_exploration)
+            chance = np.where(held, exit_exploration, entry_exploration)
+            calm = rng.random(legal.shape[0]) >= chance
             if dirichlet is not None:
                 dirichlet[calm] = 0.0
         if explore and gumbel_root:

@@ -26,6 +26,7 @@ from micro.train.replay import Trajectory
 
 if TYPE_CHECKING:
     from micro.data.market import Market
+    from micro.mcts.agent import Rationale
 
 log = logging.getLogger("micro.train.actor")
 
@@ -58,6 +59,19 @@ def temperature(config: Config, episodes: int) -> float:
     return config.train.temperature_start + frac * (
         config.train.temperature_end - config.train.temperature_start
     )
+
+
+def bootstrap_values(rationale: Rationale, kind: str) -> np.ndarray:
+    """[B] float32 pips the n-step value targets bootstrap from (`train.value_bootstrap`).
+
+    `search`: the root's search value. `best`: the highest Q among the root's searched actions,
+    the value of acting greedily from there (the root value where no action was searched).
+    """
+    if kind == "search":
+        return rationale.value
+    q = np.where(rationale.visit_counts > 0, rationale.q, -np.inf)
+    best = q.max(axis=1)
+    return np.where(np.isfinite(best), best, rationale.value).astype(np.float32)
 
 
 def actor_main(
@@ -204,12 +218,13 @@ class SelfPlay:
                 self.rng,
                 temp,
                 exit_exploration=self.config.train.exit_exploration,
+                entry_exploration=self.config.train.entry_exploration,
             )
             rows[:, t] = obs.rows
             static[:, t] = obs.static
             side[:, t] = obs.side
             actions[:, t] = chosen
-            root_values[:, t] = rationale.value
+            root_values[:, t] = bootstrap_values(rationale, self.config.train.value_bootstrap)
             policies[:, t] = rationale.policy_target
             result = self.env.step(chosen)
             rewards[:, t] = result.reward

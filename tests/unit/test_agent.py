@@ -170,6 +170,30 @@ def test_without_exit_exploration_a_position_decides_as_greedy_while_flat_ones_e
     assert (explored[held] != greedy[held]).any()  # the default explores exits too
 
 
+def test_without_entry_exploration_a_flat_position_decides_as_greedy_while_held_ones_explore() -> (
+    None
+):
+    # `train.entry_exploration = 0` is the mirror of the above: flat positions decide exactly as
+    # greedy does (no noise, best action), held positions keep exploring their exits.
+    obs = _observations(batch=48)
+    flat = obs.side == 0
+    agent = Agent(TinySearchModel(value_scale=0.1), CONFIGS["puct"])
+    greedy, why_greedy = agent.act(obs, "greedy", np.random.default_rng(0))
+    changed_held = 0
+    for seed in range(4):
+        actions, why = agent.act(
+            obs, "explore", np.random.default_rng(seed), temperature=1.0, entry_exploration=0.0
+        )
+        np.testing.assert_array_equal(actions[flat], greedy[flat])
+        np.testing.assert_array_equal(why.visit_counts[flat], why_greedy.visit_counts[flat])
+        changed_held += int((actions[~flat] != greedy[~flat]).sum())
+    assert changed_held > 0
+    both, _ = agent.act(
+        obs, "explore", np.random.default_rng(5), exit_exploration=0.0, entry_exploration=0.0
+    )
+    np.testing.assert_array_equal(both, greedy)  # neither explores: self-play plays greedy
+
+
 def test_exit_exploration_is_a_chance_per_held_decision() -> None:
     # Between 0 and 1 some held positions explore and the rest decide greedily; the default (1)
     # draws no extra random numbers, so seeded self-play is unchanged by the knob's existence.

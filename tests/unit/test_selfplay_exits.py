@@ -3,7 +3,7 @@
 At the default (`train.exit_exploration` = 1) every hold-or-close decision of a held position is
 sampled from the visits, so an untrained agent closes most trades within a few bars; at 0 those
 decisions are the search's best action and exploratory entries are held far longer. Entries
-explore the same in both.
+explore the same in both, unless `train.entry_exploration` makes them greedy too.
 """
 
 from __future__ import annotations
@@ -12,23 +12,36 @@ import dataclasses
 import os
 import queue
 import threading
+from typing import Any
 
 import numpy as np
+import torch
 
 from micro.config import Config, replace
-from micro.train.actor import ActorSpec, SelfPlay
+from micro.mcts.agent import Agent, Observations, Rationale
+from micro.train.actor import ActorSpec, EpisodeSummary, SelfPlay, bootstrap_values
+from micro.train.replay import Trajectory
 from tests.unit.env_markets import random_walk_market
 
 L = 120  # session bars
 SESSIONS = 8
 
 
-def played(exit_exploration: float) -> tuple[int, float]:
-    """(trades, mean bars held) of one batch of self-play sessions by an untrained agent."""
+def actor(
+    value_bootstrap: str = "search", exit_exploration: float = 1.0, entry_exploration: float = 1.0
+) -> SelfPlay:
+    """An actor of an untrained agent on a batch of random-walk sessions.
+
+    The untrained net is seeded (in production the learner's weights arrive first): this one's
+    greedy choice for a held position is to hold, which the exit tests rely on.
+    """
+    torch.manual_seed(1)
     config = replace(
         Config(),
         **{
+            "train.value_bootstrap": value_bootstrap,
             "train.exit_exploration": exit_exploration,
+            "train.entry_exploration": entry_exploration,
             "train.envs_per_actor": SESSIONS,
             "mcts.simulations": 4,
             "model.tcn_channels": 8,
@@ -43,9 +56,33 @@ def played(exit_exploration: float) -> tuple[int, float]:
         walk, session_starts={"train": starts}, window=config.features.window
     )
     spec = ActorSpec(0, "unused", config.to_dict(redact=False), seed=7, threads=1)
-    actor = SelfPlay(spec, config, market=market)
-    episodes = actor.play_sessions(queue.Queue(), threading.Event(), os.getppid())
+    return SelfPlay(spec, config, market=market)
+
+
+def play(self_play: SelfPlay) -> list[tuple[Trajectory, EpisodeSummary]]:
+    """One batch of sessions through `SelfPlay.play_sessions`."""
+    episodes = self_play.play_sessions(queue.Queue(), threading.Event(), os.getppid())
     assert episodes is not None
+    return episodes
+
+
+def recorded(self_play: SelfPlay) -> list[tuple[Observations, np.ndarray, Rationale]]:
+    """Wraps the actor's agent so every decision (observations, actions, rationale) is kept."""
+    decisions: list[tuple[Observations, np.ndarray, Rationale]] = []
+    act = self_play.agent.act
+
+    def recording(observations: Observations, *args: Any, **kwargs: Any) -> Any:
+        actions, why = act(observations, *args, **kwargs)
+        decisions.append((observations, actions, why))
+        return actions, why
+
+    self_play.agent.act = recording  # type: ignore[method-assign]
+    return decisions
+
+
+def played(exit_exploration: float, entry_exploration: float = 1.0) -> tuple[int, float]:
+    """(trades, mean bars held) of one batch of self-play sessions by an untrained agent."""
+    episodes = play(actor("search", exit_exploration, entry_exploration))
     trades = sum(summary.trades for _, summary in episodes)
     held = sum(int((trajectory.side != 0).sum()) for trajectory, _ in episodes)
     return trades, held / max(trades, 1)
@@ -57,3 +94,55 @@ def test_without_exit_exploration_exploratory_trades_are_held_far_longer() -> No
     assert trades_explored > 0 and trades_calm > 0
     assert held_calm > 3 * held_explored
     assert trades_calm < trades_explored
+
+
+def test_without_entry_exploration_every_flat_decision_is_the_greedy_one() -> None:
+    # Through the actor's real loop (searches recorded by wrapping the agent): with
+    # `train.entry_exploration` 0 each flat env's action is what greedy search picks on the same
+    # observation; held envs still explore; with both chances 0 self-play is greedy play.
+    for exit_exploration in (1.0, 0.0):
+        self_play = actor("search", exit_exploration, entry_exploration=0.0)
+        decisions = recorded(self_play)
+        play(self_play)
+        flat_differ = held_differ = 0
+        for observations, actions, _ in decisions:
+            greedy, _ = Agent.act(self_play.agent, observations, "greedy", np.random.default_rng(0))
+            flat = np.asarray(observations.side) == 0
+            flat_differ += int((actions != greedy)[flat].sum())
+            held_differ += int((actions != greedy)[~flat].sum())
+        assert flat_differ == 0
+        assert (held_differ > 0) == (exit_exploration > 0)
+
+
+def test_the_best_bootstrap_takes_the_highest_searched_q_and_search_the_root_value() -> None:
+    # `train.value_bootstrap`: `best` ignores unsearched actions (their Q is NaN, or stale) and
+    # falls back to the root value where nothing was searched; `search` is the root value.
+    rationale = Rationale(
+        visit_counts=np.array([[3, 4, 1, 0], [0, 0, 0, 0], [8, 0, 0, 0]], np.int32),
+        q=np.array([[-1.0, 2.5, 0.5, np.nan], [np.nan] * 4, [-3.0, 9.0, 9.0, 9.0]], np.float32),
+        prior=np.full((3, 4), 0.25, np.float32),
+        chance_probs=np.full((3, 4, 3), np.nan, np.float32),
+        value=np.array([1.0, -0.5, -2.0], np.float32),
+        network_value=np.zeros(3, np.float32),
+        policy_target=np.full((3, 4), 0.25, np.float32),
+    )
+    np.testing.assert_array_equal(bootstrap_values(rationale, "search"), [1.0, -0.5, -2.0])
+    best = bootstrap_values(rationale, "best")
+    assert best.dtype == np.float32
+    np.testing.assert_array_equal(best, [2.5, -0.5, -3.0])
+
+
+def test_self_play_stores_the_bootstrap_values_of_its_searches() -> None:
+    # Through the actor's real loop: each step's stored root value is what `bootstrap_values`
+    # makes of that step's search (recorded by wrapping the agent), for both kinds.
+    for kind in ("search", "best"):
+        self_play = actor(kind)
+        decisions = recorded(self_play)
+        episodes = play(self_play)
+        searches = [why for _, _, why in decisions]
+        expected = np.stack([bootstrap_values(why, kind) for why in searches], axis=1)  # [B, T]
+        for i, (trajectory, _) in enumerate(episodes):
+            n = len(trajectory.root_values)
+            np.testing.assert_array_equal(trajectory.root_values, expected[i, :n])
+        values = np.stack([why.value for why in searches], axis=1)
+        assert (kind == "search") == np.array_equal(expected, values)
