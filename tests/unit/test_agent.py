@@ -149,45 +149,30 @@ def test_the_simulation_count_defaults_to_the_config() -> None:
     assert Agent(TinySearchModel(), MctsConfig(simulations=5), 9).num_simulations == 9
 
 
-def test_without_exit_exploration_a_position_decides_as_greedy_while_flat_ones_explore() -> None:
-    # `train.exit_exploration = 0`: held positions get no root noise and no sampled action,
-    # so they decide exactly as greedy does; flat positions keep both.
+@pytest.mark.parametrize("calm_side", ["held", "flat"])
+def test_a_side_without_exploration_decides_as_greedy_while_the_other_explores(
+    calm_side: str,
+) -> None:
+    # `train.exit_exploration = 0` (held) or `train.entry_exploration = 0` (flat): those
+    # positions get no root noise and no sampled action, so they decide exactly as greedy does;
+    # the other side keeps both.
     obs = _observations(batch=48)
-    held = obs.side != 0
-    assert held.any() and (~held).any()
+    calm = (obs.side != 0) if calm_side == "held" else (obs.side == 0)
+    assert calm.any() and (~calm).any()
+    knob = "exit_exploration" if calm_side == "held" else "entry_exploration"
     agent = Agent(TinySearchModel(value_scale=0.1), CONFIGS["puct"])
     greedy, why_greedy = agent.act(obs, "greedy", np.random.default_rng(0))
-    changed_flat = 0
+    changed_other = 0
     for seed in range(4):
         actions, why = agent.act(
-            obs, "explore", np.random.default_rng(seed), temperature=1.0, exit_exploration=0.0
+            obs, "explore", np.random.default_rng(seed), temperature=1.0, **{knob: 0.0}
         )
-        np.testing.assert_array_equal(actions[held], greedy[held])
-        np.testing.assert_array_equal(why.visit_counts[held], why_greedy.visit_counts[held])
-        changed_flat += int((actions[~held] != greedy[~held]).sum())
-    assert changed_flat > 0  # the flat positions still explore
+        np.testing.assert_array_equal(actions[calm], greedy[calm])
+        np.testing.assert_array_equal(why.visit_counts[calm], why_greedy.visit_counts[calm])
+        changed_other += int((actions[~calm] != greedy[~calm]).sum())
+    assert changed_other > 0  # the other side still explores
     explored, _ = agent.act(obs, "explore", np.random.default_rng(0), temperature=1.0)
-    assert (explored[held] != greedy[held]).any()  # the default explores exits too
-
-
-def test_without_entry_exploration_a_flat_position_decides_as_greedy_while_held_ones_explore() -> (
-    None
-):
-    # `train.entry_exploration = 0` is the mirror of the above: flat positions decide exactly as
-    # greedy does (no noise, best action), held positions keep exploring their exits.
-    obs = _observations(batch=48)
-    flat = obs.side == 0
-    agent = Agent(TinySearchModel(value_scale=0.1), CONFIGS["puct"])
-    greedy, why_greedy = agent.act(obs, "greedy", np.random.default_rng(0))
-    changed_held = 0
-    for seed in range(4):
-        actions, why = agent.act(
-            obs, "explore", np.random.default_rng(seed), temperature=1.0, entry_exploration=0.0
-        )
-        np.testing.assert_array_equal(actions[flat], greedy[flat])
-        np.testing.assert_array_equal(why.visit_counts[flat], why_greedy.visit_counts[flat])
-        changed_held += int((actions[~flat] != greedy[~flat]).sum())
-    assert changed_held > 0
+    assert (explored[calm] != greedy[calm]).any()  # the default explores both sides
     both, _ = agent.act(
         obs, "explore", np.random.default_rng(5), exit_exploration=0.0, entry_exploration=0.0
     )
