@@ -215,6 +215,13 @@ class TrainConfig:
     entry_exploration: float = _f(1.0, ge=0.0, le=1.0)
     """The same chance for a flat position's decision to enter or stay out; otherwise it takes
     the search's best action with no root noise. 1: every flat decision explores."""
+    session_end: Literal["terminal", "bootstrap"] = _f(
+        "terminal", choices=("terminal", "bootstrap")
+    )
+    """What the session's end is to the value targets: a true terminal (`terminal`: nothing
+    after it, the forced close's exit cost counted), or a cut the live trader never meets
+    (`bootstrap`: the last bar is searched as if the session went on, the targets bootstrap
+    from that value and the forced close's exit cost is not charged; needs `env.reward` mtm)."""
     temperature_start: float = _f(1.0, gt=0.0)
     """Action-sampling temperature at the start of training."""
     temperature_end: float = _f(0.25, gt=0.0)
@@ -460,6 +467,11 @@ def with_checks(config: Config) -> Config:
         raise ConfigError("config: validation.ma_fast_bars must be < validation.ma_slow_bars")
     if config.features.window > config.data.session_bars:
         raise ConfigError("config: features.window must not exceed data.session_bars")
+    if config.train.session_end == "bootstrap" and config.env.reward != "mtm":
+        raise ConfigError(
+            "config: train.session_end = bootstrap needs env.reward = mtm (amddp1 pays a trade's "
+            "whole reward at its close, which a cut position never reaches); set one of the two"
+        )
     if not ray_address_ok(config.train.ray_address):
         raise ConfigError(
             f"config: train.ray_address must be HOST:PORT of a Ray head (port 1-65535), auto, "

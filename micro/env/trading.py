@@ -41,8 +41,8 @@ from micro.config import Config
 from micro.env.actions import ACTION_NAMES, HOLD, NUM_ACTIONS, legal_mask
 from micro.env.costs import Costs, costs_for
 from micro.env.kernels import REWARD_AMDDP1, REWARD_MTM, reset_kernel, step_kernel
-from micro.env.position import NUM_STATIC
-from micro.env.trades import TRADE_DTYPE, concatenate_trades
+from micro.env.position import NUM_STATIC, write_static
+from micro.env.trades import EXIT_SESSION_END, TRADE_DTYPE, concatenate_trades
 
 if TYPE_CHECKING:
     from micro.data.market import Market
@@ -183,6 +183,33 @@ class TradingEnv:
             done=self._done.copy(),
             outcome=self._step_outcome.copy(),
             trades=self._trades[:n].copy(),
+        )
+
+    def uncut(self, trades: np.ndarray) -> Observation:
+        """The current observation as if the session end had not closed any position.
+
+        `trades` are the trades of the step just taken; an env whose position the session end
+        closed in it is shown still holding that position at its last row (side, legal actions
+        and the position features of its final mark at the last close), every other env as
+        `observe` shows it, with the legal actions of its side. What the session's last bar is
+        worth to a trader whose market goes on (`train.session_end` bootstrap).
+        """
+        observation = self.observe()
+        side = observation.side
+        static = observation.static
+        for trade in trades[trades["exit_reason"] == EXIT_SESSION_END]:
+            i = int(trade["env"])
+            side[i] = trade["side"]
+            write_static(
+                int(side[i]), self._unrealised[i], int(self._row[i] - self._entry_row[i]),
+                self._peak[i], self._max_drawdown[i], self._accumulated[i], static[i],
+            )  # fmt: skip
+        return Observation(
+            rows=observation.rows,
+            static=static,
+            legal=legal_mask(side),
+            side=side,
+            steps_left=observation.steps_left,
         )
 
     def _check_legal(self, actions: np.ndarray) -> None:

@@ -240,6 +240,9 @@ class SelfPlay:
             obs = result.observation
             if not alive.any():
                 break
+        end_values = np.zeros(b, np.float32)
+        if self.config.train.session_end == "bootstrap":
+            end_values = self.value_past_the_end(result.trades, rewards, length)
         out = []
         for i in range(b):
             n = int(length[i])
@@ -256,6 +259,7 @@ class SelfPlay:
                 weight_version=self.version,
                 actor=self.spec.actor_id,
                 node=self.node,
+                end_value=float(end_values[i]),
             )
             summary = EpisodeSummary(
                 pips=float(pips[i]),
@@ -266,3 +270,30 @@ class SelfPlay:
             )
             out.append((trajectory, summary))
         return out
+
+    def value_past_the_end(
+        self, trades: np.ndarray, rewards: np.ndarray, length: np.ndarray
+    ) -> np.ndarray:
+        """[B] float32 pips: each session's last bar searched as if the session went on.
+
+        The live trader's market has no session end, so under `train.session_end` bootstrap the
+        end is a cut, not a terminal: a position the session end closed is searched still open
+        at its last mark (`TradingEnv.uncut`), the exit cost of that forced close comes off the
+        last step's reward (in place in `rewards`), and the value targets bootstrap from the
+        search's value (`bootstrap_values`, greedy: no noise, no random draw).
+        """
+        from micro.env.trades import EXIT_SESSION_END
+        from micro.mcts.agent import Observations
+
+        cut = trades["env"][trades["exit_reason"] == EXIT_SESSION_END]
+        last = length[cut] - 1
+        rewards[cut, last] += np.float32(self.env.costs.exit_pips)
+        final = self.env.uncut(trades)
+        observations = Observations(
+            window=self.market.windows(final.rows),
+            static=final.static,
+            legal=final.legal,
+            side=final.side,
+        )
+        _, rationale = self.agent.act(observations, "greedy", self.rng)
+        return bootstrap_values(rationale, self.config.train.value_bootstrap)

@@ -34,6 +34,7 @@ class Trajectory:
     weight_version: int  # learner weights version the actor used
     actor: int  # actor id
     node: str = ""  # Ray node id of the machine the actor ran on ("": a local actor process)
+    end_value: float = 0.0  # pips the targets bootstrap from past the last step (0: terminal)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -88,6 +89,7 @@ class ReplayBuffer:
         self.root_values = np.zeros(c, np.float32)
         self.policies = np.zeros((c, NUM_ACTIONS), np.float32)
         self.episode_end = np.zeros(c, np.int64)  # absolute id one past the episode's last step
+        self.end_value = np.zeros(c, np.float32)  # the episode's value past its end (pips)
         self.priority = np.zeros(c, np.float64)
         self.total = 0  # absolute ids handed out so far
         self.episodes = 0
@@ -116,11 +118,12 @@ class ReplayBuffer:
         self.root_values[slots] = trajectory.root_values
         self.policies[slots] = trajectory.policies
         self.episode_end[slots] = start + t
+        self.end_value[slots] = trajectory.end_value
         self.total += t
         self.episodes += 1
         if self.prioritized:
             # Initial priority: how far the search's root value is from the n-step return.
-            values = self._n_step_values(ids, self.episode_end[slots])
+            values = self._n_step_values(ids, self.episode_end[slots], self.end_value[slots])
             error = np.abs(values - trajectory.root_values)
             self.priority[slots] = np.maximum(error, 1e-3) ** self.alpha
 
@@ -152,11 +155,12 @@ class ReplayBuffer:
 
     # ------------------------------------------------------------------ targets
 
-    def _n_step_values(self, ids: np.ndarray, end: np.ndarray) -> np.ndarray:
-        """[...] absolute ids and their episodes' ends -> n-step value targets (pips).
+    def _n_step_values(self, ids: np.ndarray, end: np.ndarray, end_value: np.ndarray) -> np.ndarray:
+        """[...] absolute ids, their episodes' ends and end values -> n-step value targets (pips).
 
-        z_j = Σ_{m<n} γ^m r_{j+m} + γ^n v_{j+n}, where terms at or past the episode's end are 0
-        (the session end is a true terminal). Ids at or past their episode's end get 0.
+        z_j = Σ_{m<n} γ^m r_{j+m} + γ^n v_{j+n}, where v at the episode's end is its end value
+        (0: the session end is a true terminal; `train.session_end` bootstrap: the last bar's
+        search value) and terms past it are 0. Ids at or past their episode's end get 0.
         """
         inside = ids < end
         value = np.zeros(ids.shape, np.float64)
@@ -167,6 +171,8 @@ class ReplayBuffer:
         j = ids + self.n_step
         ok = inside & (j < end)
         value += np.where(ok, self.discount**self.n_step * self.root_values[j % self.capacity], 0.0)
+        cut = inside & (j >= end)  # the n steps reach the end: bootstrap from the end value
+        value += np.where(cut, self.discount ** (end - ids).clip(0) * end_value, 0.0)
         return value.astype(np.float32)
 
     def _batch(self, ids: np.ndarray, weights: np.ndarray) -> Batch:
@@ -178,8 +184,9 @@ class ReplayBuffer:
         slots = steps % self.capacity
         # Positions past the end may hold another episode's data: everything there is masked.
         episode_end = np.where(inside, self.episode_end[slots], end[:, None])
+        end_value = self.end_value[first][:, None]  # [B, 1] the unroll's episode's
         value_ids = np.where(inside, steps, end[:, None])
-        value_target = self._n_step_values(value_ids, episode_end)
+        value_target = self._n_step_values(value_ids, episode_end, end_value)
         actions = np.where(inside[:, :k], self.actions[slots[:, :k]], HOLD).astype(np.int64)
         raw_outcomes = self.outcomes[slots[:, :k]].astype(np.int64)
         known = inside[:, :k] & (raw_outcomes >= 0)

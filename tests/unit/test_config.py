@@ -67,6 +67,7 @@ def test_tuple_values_parse_from_text(tmp_path: Path) -> None:
         (["train.prioritized=maybe"], "train.prioritized must be bool"),
         (["mcts.simulations"], "expected section.key=value"),
         (["data.train_fraction=0.9"], "train_fraction + data.validation_fraction"),
+        (["train.session_end=bootstrap", "env.reward=amddp1"], "session_end = bootstrap needs"),
     ],
 )
 def test_bad_values_are_refused_with_the_key_and_what_is_expected(

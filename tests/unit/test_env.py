@@ -200,6 +200,34 @@ def test_a_session_inside_a_longer_market_ends_at_start_plus_length_minus_one() 
     assert trade["pips"] == pytest.approx(4.0 - 4.0, abs=1e-9)
 
 
+def test_uncut_shows_a_position_the_session_end_closed_as_a_longer_session_would() -> None:
+    # `TradingEnv.uncut` (train.session_end bootstrap): the env whose long the session end
+    # closed is shown at its last row exactly as a session one bar longer shows it there (still
+    # long, the same position features, HOLD/CLOSE legal); the env that closed on its own is
+    # shown flat, as `observe` shows it.
+    close = 150.0 + 0.01 * np.arange(20) * np.sin(np.arange(20))
+    scripts = [[BUY, HOLD, HOLD, HOLD], [SELL, CLOSE, HOLD, HOLD]]
+    observed = []
+    for session_bars in (5, 6):
+        env = TradingEnv(hand_market(close, session_bars=session_bars), CONFIG, 2)
+        env.reset(np.array([7, 7]))
+        for step in zip(*scripts, strict=True):
+            result = env.step(np.array(step))
+        observed.append((env, result))
+    (cut_env, cut), (longer_env, longer) = observed
+    assert cut.done.all() and not longer.done.any()
+    assert list(cut.trades["exit_reason"]) == [EXIT_SESSION_END]
+    uncut = cut_env.uncut(cut.trades)
+    on = longer.observation
+    np.testing.assert_array_equal(uncut.rows, on.rows)
+    np.testing.assert_array_equal(uncut.side, on.side)
+    np.testing.assert_array_equal(uncut.static, on.static)
+    np.testing.assert_array_equal(uncut.legal, on.legal)
+    assert list(uncut.side) == [1, 0] and uncut.static[0].any()
+    # the env's own observation still shows the session's end
+    assert not cut_env.observe().side.any()
+
+
 def test_each_step_reports_the_outcome_label_of_its_decision_row() -> None:
     market = hand_market([150.0, 150.1, 150.0, 150.0, 150.2], outcome=[2, 0, 1, 2, -1])
     _, results = play(market, [HOLD, BUY, HOLD, CLOSE])

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -43,6 +45,23 @@ def test_n_step_value_targets_are_hand_computed_and_stop_at_the_terminal() -> No
     np.testing.assert_allclose(batch.value_target[1], [8, 8, 0])
     np.testing.assert_allclose(batch.value_target[2], [8, 0, 0])
     np.testing.assert_allclose(batch.state_mask[2], [1, 0, 0])
+
+
+def test_a_cut_episode_bootstraps_from_its_end_value_and_a_terminal_one_does_not() -> None:
+    # `train.session_end` bootstrap: the steps whose n-step return reaches the episode's end add
+    # γ^(end − j) × its end value; the others are unchanged, and past the end stays 0.
+    replay = buffer()
+    replay.add(dataclasses.replace(episode([1, 2, 4, 8], [10, 20, 40, 80]), end_value=16.0))
+    batch = replay._batch(np.array([0, 2, 3]), np.ones(3, np.float32))
+    # z_0 = 1 + 1 + 0.25*40 = 12 and z_1 = 24 (the end is out of reach);
+    # z_2 = r2 + γ r3 + γ² × 16 = 4 + 4 + 4 = 12; z_3 = r3 + γ × 16 = 8 + 8 = 16
+    np.testing.assert_allclose(batch.value_target[0], [12, 24, 12])
+    np.testing.assert_allclose(batch.value_target[1], [12, 16, 0])
+    np.testing.assert_allclose(batch.value_target[2], [16, 0, 0])
+    # the next episode's own end value, not this one's
+    replay.add(dataclasses.replace(episode([1, 1], [0, 0], first_row=900), end_value=-4.0))
+    batch = replay._batch(np.array([3, 5]), np.ones(2, np.float32))
+    np.testing.assert_allclose(batch.value_target[:, 0], [16, 1 - 2])
 
 
 def test_unroll_targets_follow_the_episode_and_mask_past_its_end() -> None:

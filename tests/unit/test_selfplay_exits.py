@@ -15,6 +15,7 @@ import threading
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 
 from micro.config import Config, replace
@@ -28,7 +29,10 @@ SESSIONS = 8
 
 
 def actor(
-    value_bootstrap: str = "search", exit_exploration: float = 1.0, entry_exploration: float = 1.0
+    value_bootstrap: str = "search",
+    exit_exploration: float = 1.0,
+    entry_exploration: float = 1.0,
+    **more: Any,
 ) -> SelfPlay:
     """An actor of an untrained agent on a batch of random-walk sessions.
 
@@ -48,6 +52,7 @@ def actor(
             "model.hidden": 16,
             "model.mlp_hidden": 16,
             "model.static_hidden": 8,
+            **more,
         },
     )
     walk = random_walk_market(SESSIONS * L + 50, L, seed=4)
@@ -146,3 +151,37 @@ def test_self_play_stores_the_bootstrap_values_of_its_searches() -> None:
             np.testing.assert_array_equal(trajectory.root_values, expected[i, :n])
         values = np.stack([why.value for why in searches], axis=1)
         assert (kind == "search") == np.array_equal(expected, values)
+
+
+def test_a_cut_session_bootstraps_from_its_last_bar_searched_as_if_it_went_on() -> None:
+    # `train.session_end` bootstrap, through the actor's real loop: after the last step one more
+    # greedy search runs on the last bar with every position the session end closed still open
+    # (`TradingEnv.uncut`); each trajectory's end value is what `bootstrap_values` makes of it,
+    # and the forced close's exit slippage is not charged (an episode's rewards sum to its
+    # trades' net pips plus that slippage for a cut trade). `terminal` adds no search.
+    slippage = 0.5
+    for session_end in ("terminal", "bootstrap"):
+        self_play = actor(
+            "best",
+            entry_exploration=0.1,
+            **{"train.session_end": session_end, "env.slippage_pips": slippage},
+        )
+        decisions = recorded(self_play)
+        episodes = play(self_play)
+        if session_end == "terminal":
+            assert len(decisions) == L - 1
+            assert all(trajectory.end_value == 0.0 for trajectory, _ in episodes)
+            for trajectory, summary in episodes:
+                assert trajectory.rewards.sum() == pytest.approx(summary.pips, abs=1e-3)
+            continue
+        assert len(decisions) == L
+        end, _, why = decisions[-1]
+        last_rows = np.array([trajectory.rows[-1] + 1 for trajectory, _ in episodes])
+        np.testing.assert_array_equal(end.window, self_play.market.windows(last_rows))
+        cut = np.asarray(end.side) != 0
+        assert cut.any() and not cut.all()
+        expected = bootstrap_values(why, "best")
+        for i, (trajectory, summary) in enumerate(episodes):
+            assert trajectory.end_value == pytest.approx(float(expected[i]))
+            charged_back = slippage if cut[i] else 0.0
+            assert trajectory.rewards.sum() == pytest.approx(summary.pips + charged_back, abs=1e-3)
