@@ -282,13 +282,11 @@ class SelfPlay:
         last step's reward (in place in `rewards`), and the value targets bootstrap from the
         search's value (`bootstrap_values`, greedy: no noise, no random draw).
         """
-        from micro.env.trades import EXIT_SESSION_END
         from micro.mcts.agent import Observations
 
-        cut = trades["env"][trades["exit_reason"] == EXIT_SESSION_END]
-        last = length[cut] - 1
-        rewards[cut, last] += np.float32(self.env.costs.exit_pips)
         final = self.env.uncut(trades)
+        cut = np.flatnonzero(final.side != 0)  # every session ended here: held = cut by the end
+        rewards[cut, length[cut] - 1] += np.float32(self.env.costs.exit_pips)
         observations = Observations(
             window=self.market.windows(final.rows),
             static=final.static,
