@@ -214,7 +214,13 @@ class TrainConfig:
     (`best`: the value of acting greedily from there on, not charged for exploration)."""
     entry_exploration: float = _f(1.0, ge=0.0, le=1.0)
     """The same chance for a flat position's decision to enter or stay out; otherwise it takes
-    the search's best action with no root noise. 1: every flat decision explores."""
+    the search's best action with no root noise. 1: every flat decision explores. With a decay
+    (below) this is the chance once the decay is over."""
+    entry_exploration_start: float = _f(1.0, ge=0.0, le=1.0)
+    """The entry chance at the start of training, when `entry_exploration_decay_episodes` > 0."""
+    entry_exploration_decay_episodes: int = _f(0, ge=0)
+    """Episodes over which the entry chance goes linearly from `entry_exploration_start` to
+    `entry_exploration`; 0: `entry_exploration` from the first episode."""
     session_end: Literal["terminal", "bootstrap"] = _f(
         "terminal", choices=("terminal", "bootstrap")
     )

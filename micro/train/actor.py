@@ -53,11 +53,29 @@ class EpisodeSummary:
     weight_version_start: int
 
 
+def _decayed(start: float, end: float, decay_episodes: int, episodes: int) -> float:
+    """Linear from start to end over the decay episodes, end after them (at once if 0)."""
+    if decay_episodes <= 0:
+        return end
+    return start + min(episodes / decay_episodes, 1.0) * (end - start)
+
+
 def temperature(config: Config, episodes: int) -> float:
     """Action-sampling temperature: linear from start to end over the decay episodes."""
-    frac = min(episodes / config.train.temperature_decay_episodes, 1.0)
-    return config.train.temperature_start + frac * (
-        config.train.temperature_end - config.train.temperature_start
+    train = config.train
+    return _decayed(
+        train.temperature_start, train.temperature_end, train.temperature_decay_episodes, episodes
+    )
+
+
+def entry_exploration(config: Config, episodes: int) -> float:
+    """The chance that a flat decision explores: linear from its start to `entry_exploration`."""
+    train = config.train
+    return _decayed(
+        train.entry_exploration_start,
+        train.entry_exploration,
+        train.entry_exploration_decay_episodes,
+        episodes,
     )
 
 
@@ -218,7 +236,7 @@ class SelfPlay:
                 self.rng,
                 temp,
                 exit_exploration=self.config.train.exit_exploration,
-                entry_exploration=self.config.train.entry_exploration,
+                entry_exploration=entry_exploration(self.config, self.episodes_seen),
             )
             rows[:, t] = obs.rows
             static[:, t] = obs.static

@@ -20,7 +20,13 @@ import torch
 
 from micro.config import Config, replace
 from micro.mcts.agent import Agent, Observations, Rationale
-from micro.train.actor import ActorSpec, EpisodeSummary, SelfPlay, bootstrap_values
+from micro.train.actor import (
+    ActorSpec,
+    EpisodeSummary,
+    SelfPlay,
+    bootstrap_values,
+    entry_exploration,
+)
 from micro.train.replay import Trajectory
 from tests.unit.env_markets import random_walk_market
 
@@ -85,6 +91,19 @@ def recorded(self_play: SelfPlay) -> list[tuple[Observations, np.ndarray, Ration
     return decisions
 
 
+def entry_chances(self_play: SelfPlay) -> list[float]:
+    """Wraps the actor's agent so the entry chance each search is given is kept."""
+    chances: list[float] = []
+    act = self_play.agent.act
+
+    def keeping(*args: Any, **kwargs: Any) -> Any:
+        chances.append(kwargs["entry_exploration"])
+        return act(*args, **kwargs)
+
+    self_play.agent.act = keeping  # type: ignore[method-assign]
+    return chances
+
+
 def played(exit_exploration: float, entry_exploration: float = 1.0) -> tuple[int, float]:
     """(trades, mean bars held) of one batch of self-play sessions by an untrained agent."""
     episodes = play(actor("search", exit_exploration, entry_exploration))
@@ -117,6 +136,35 @@ def test_without_entry_exploration_every_flat_decision_is_the_greedy_one() -> No
             held_differ += int((actions != greedy)[~flat].sum())
         assert flat_differ == 0
         assert (held_differ > 0) == (exit_exploration > 0)
+
+
+def test_the_entry_chance_decays_from_its_start_over_the_episodes_the_learner_reports() -> None:
+    # `train.entry_exploration_start` → `train.entry_exploration` over the decay episodes,
+    # counted by the episodes the learner's weights carry: at the start every flat decision
+    # explores (some differ from greedy search), past the decay none does.
+    schedule = {
+        "train.entry_exploration_start": 1.0,
+        "train.entry_exploration_decay_episodes": 100,
+    }
+    for episodes_seen, chance in ((0, 1.0), (50, 0.5), (100, 0.0), (1_000, 0.0)):
+        self_play = actor("search", 1.0, entry_exploration=0.0, **schedule)
+        self_play.episodes_seen = episodes_seen
+        chances = entry_chances(self_play)
+        decisions = recorded(self_play)
+        play(self_play)
+        assert chances and all(c == pytest.approx(chance) for c in chances)
+        flat_differ = 0
+        for observations, actions, _ in decisions:
+            greedy, _ = Agent.act(self_play.agent, observations, "greedy", np.random.default_rng(0))
+            flat = np.asarray(observations.side) == 0
+            flat_differ += int((actions != greedy)[flat].sum())
+        assert (flat_differ > 0) == (chance > 0)
+
+
+def test_without_a_decay_the_entry_chance_is_the_same_from_the_first_episode() -> None:
+    config = replace(Config(), **{"train.entry_exploration": 0.25})
+    assert entry_exploration(config, 0) == entry_exploration(config, 10**6) == 0.25
+    assert entry_exploration(Config(), 0) == 1.0  # the default explores every flat decision
 
 
 def test_the_best_bootstrap_takes_the_highest_searched_q_and_search_the_root_value() -> None:
