@@ -104,6 +104,19 @@ def entry_chances(self_play: SelfPlay) -> list[float]:
     return chances
 
 
+def off_greedy(
+    self_play: SelfPlay, decisions: list[tuple[Observations, np.ndarray, Rationale]]
+) -> tuple[int, int]:
+    """(flat, held) decisions whose action differs from greedy search on the same observation."""
+    flat_differ = held_differ = 0
+    for observations, actions, _ in decisions:
+        greedy, _ = Agent.act(self_play.agent, observations, "greedy", np.random.default_rng(0))
+        flat = np.asarray(observations.side) == 0
+        flat_differ += int((actions != greedy)[flat].sum())
+        held_differ += int((actions != greedy)[~flat].sum())
+    return flat_differ, held_differ
+
+
 def played(exit_exploration: float, entry_exploration: float = 1.0) -> tuple[int, float]:
     """(trades, mean bars held) of one batch of self-play sessions by an untrained agent."""
     episodes = play(actor("search", exit_exploration, entry_exploration))
@@ -128,12 +141,7 @@ def test_without_entry_exploration_every_flat_decision_is_the_greedy_one() -> No
         self_play = actor("search", exit_exploration, entry_exploration=0.0)
         decisions = recorded(self_play)
         play(self_play)
-        flat_differ = held_differ = 0
-        for observations, actions, _ in decisions:
-            greedy, _ = Agent.act(self_play.agent, observations, "greedy", np.random.default_rng(0))
-            flat = np.asarray(observations.side) == 0
-            flat_differ += int((actions != greedy)[flat].sum())
-            held_differ += int((actions != greedy)[~flat].sum())
+        flat_differ, held_differ = off_greedy(self_play, decisions)
         assert flat_differ == 0
         assert (held_differ > 0) == (exit_exploration > 0)
 
@@ -153,11 +161,7 @@ def test_the_entry_chance_decays_from_its_start_over_the_episodes_the_learner_re
         decisions = recorded(self_play)
         play(self_play)
         assert chances and all(c == pytest.approx(chance) for c in chances)
-        flat_differ = 0
-        for observations, actions, _ in decisions:
-            greedy, _ = Agent.act(self_play.agent, observations, "greedy", np.random.default_rng(0))
-            flat = np.asarray(observations.side) == 0
-            flat_differ += int((actions != greedy)[flat].sum())
+        flat_differ, _ = off_greedy(self_play, decisions)
         assert (flat_differ > 0) == (chance > 0)
 
 
