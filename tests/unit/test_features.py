@@ -14,6 +14,7 @@ from micro.features.outcomes import DOWN, NEUTRAL, UNKNOWN, UP, outcome_labels
 from micro.features.scaling import FeatureScaling, fit_scaling
 from micro.features.temporal import (
     FeatureState,
+    history_bars,
     raw_features,
     scale_features,
     to_epoch_seconds,
@@ -187,7 +188,7 @@ def test_incremental_features_equal_the_batch_path_on_every_bar_of_a_real_file(
         if i == 500:
             np.testing.assert_array_equal(state.window(), batch[i - cfg.window + 1 : i + 1])
     np.testing.assert_array_equal(live, batch)  # bit-identical, NaN rows included
-    defined = batch[60:]
+    defined = batch[history_bars(cfg) :]
     assert np.isfinite(defined).all()
     assert (defined[:, :3] >= 0).all() and (defined[:, :3] <= 1).all()
     assert (np.abs(defined[:, 3:]) <= 1).all()
