@@ -68,8 +68,9 @@ class DataConfig:
 class FeaturesConfig:
     window: int = _f(32, ge=4, le=512)
     """Bars in the temporal window the representation network sees (window × 9 features)."""
-    range_bars: int = _f(60, ge=5, le=1440)
-    """Lookback of position_in_range, momentum and rolling range (bars)."""
+    range_bars: int = _f(240, ge=5, le=1440)
+    """Lookback of position_in_range, momentum and rolling range (bars). 240 sees a slow
+    reversion's mean (60 was the default before; bench/learning.py, README Learning)."""
     fast_momentum_bars: int = _f(5, ge=1, le=120)
     """Lookback of the fast momentum feature (bars)."""
     outcome_std_bars: int = _f(20, ge=2, le=1440)
@@ -142,8 +143,9 @@ class MctsConfig:
     """pUCT exploration constant c1."""
     pb_c_base: float = _f(19652.0, gt=0.0)
     """pUCT exploration constant c2."""
-    discount: float = _f(0.99, gt=0.0, le=1.0)
-    """Discount per real step (bar)."""
+    discount: float = _f(0.997, gt=0.0, le=1.0)
+    """Discount per real step (bar). 0.997 keeps a gain 120 bars away at 70 % of itself (0.99:
+    30 %, about the spread)."""
     dirichlet_alpha: float = _f(0.3, gt=0.0)
     """Root Dirichlet noise concentration (explore mode only)."""
     exploration_fraction: float = _f(0.25, ge=0.0, le=1.0)
@@ -204,25 +206,25 @@ class TrainConfig:
     """Prioritised replay exponent alpha."""
     priority_beta: float = _f(0.4, ge=0.0, le=1.0)
     """Prioritised replay importance-sampling exponent beta."""
-    exit_exploration: float = _f(1.0, ge=0.0, le=1.0)
+    exit_exploration: float = _f(0.05, ge=0.0, le=1.0)
     """Chance that self-play explores a held position's hold-or-close decision (root noise,
     sampled action; pUCT root selection); otherwise it takes the search's best action. 1: every
     decision explores, and an untrained agent holds a trade about 2 bars (at 0: about 40)."""
-    value_bootstrap: Literal["search", "best"] = _f("search", choices=("search", "best"))
+    value_bootstrap: Literal["search", "best"] = _f("best", choices=("search", "best"))
     """What the n-step value target bootstraps from: the search's root value (`search`, a
     visit-weighted mean that includes the explored actions) or the best searched action's Q
     (`best`: the value of acting greedily from there on, not charged for exploration)."""
-    entry_exploration: float = _f(1.0, ge=0.0, le=1.0)
+    entry_exploration: float = _f(0.25, ge=0.0, le=1.0)
     """The same chance for a flat position's decision to enter or stay out; otherwise it takes
     the search's best action with no root noise. 1: every flat decision explores. With a decay
     (below) this is the chance once the decay is over."""
     entry_exploration_start: float = _f(1.0, ge=0.0, le=1.0)
     """The entry chance at the start of training, when `entry_exploration_decay_episodes` > 0."""
-    entry_exploration_decay_episodes: int = _f(0, ge=0)
+    entry_exploration_decay_episodes: int = _f(5_000, ge=0)
     """Episodes over which the entry chance goes linearly from `entry_exploration_start` to
     `entry_exploration`; 0: `entry_exploration` from the first episode."""
     session_end: Literal["terminal", "bootstrap"] = _f(
-        "terminal", choices=("terminal", "bootstrap")
+        "bootstrap", choices=("terminal", "bootstrap")
     )
     """What the session's end is to the value targets: a true terminal (`terminal`: nothing
     after it, the forced close's exit cost counted), or a cut the live trader never meets
@@ -476,7 +478,8 @@ def with_checks(config: Config) -> Config:
     if config.train.session_end == "bootstrap" and config.env.reward != "mtm":
         raise ConfigError(
             "config: train.session_end = bootstrap needs env.reward = mtm (amddp1 pays a trade's "
-            "whole reward at its close, which a cut position never reaches); set one of the two"
+            "whole reward at its close, which a cut position never reaches); with amddp1 set "
+            "train.session_end = terminal"
         )
     if not ray_address_ok(config.train.ray_address):
         raise ConfigError(

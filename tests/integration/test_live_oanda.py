@@ -43,7 +43,7 @@ simulations = 3
 simulations = 3
 [live]
 poll_seconds = 0.02
-warmup_bars = 120
+warmup_bars = 280  # at least the 271 bars the default features need (history + window - 1)
 [live.oanda]
 timeout_seconds = 1.0
 max_retries = 1

@@ -35,7 +35,7 @@ simulations = 3
 [validation]
 simulations = 3
 [live]
-warmup_bars = 120
+warmup_bars = 280  # at least the 271 bars the default features need (history + window - 1)
 [risk]
 weekly_close_buffer_minutes = 0
 """

@@ -298,7 +298,10 @@ def test_a_session_start_without_room_for_the_session_is_refused() -> None:
 
 def test_amddp1_pays_net_pips_minus_k_times_max_drawdown_only_at_close() -> None:
     market = hand_market([150.000, 150.200, 150.050, 150.300, 150.300])
-    config = replace(CONFIG, **{"env.reward": "amddp1", "env.drawdown_penalty": 0.5})
+    config = replace(
+        CONFIG,
+        **{"env.reward": "amddp1", "env.drawdown_penalty": 0.5, "train.session_end": "terminal"},
+    )
     _, results = play(market, [BUY, HOLD, HOLD, CLOSE], config)
 
     # marks net of the 4-pip spread: -4, 16, 1, 26 -> max drawdown 15 pips, net 26 pips
@@ -308,7 +311,10 @@ def test_amddp1_pays_net_pips_minus_k_times_max_drawdown_only_at_close() -> None
 
 def test_amddp1_counts_the_drawdown_down_to_the_stop_fill() -> None:
     market = hand_market([150.000, 150.100, 149.800], low=[150.0, 150.0, 149.650])
-    config = replace(CONFIG, **{"env.reward": "amddp1", "env.drawdown_penalty": 0.5})
+    config = replace(
+        CONFIG,
+        **{"env.reward": "amddp1", "env.drawdown_penalty": 0.5, "train.session_end": "terminal"},
+    )
     _, results = play(market, [BUY, HOLD], config)
 
     # marks: -4, 6, then the stop at 149.700: -34 -> max drawdown 40 pips

@@ -1,9 +1,9 @@
 """Self-play's exit exploration, through the actor's real loop (`SelfPlay.play_sessions`).
 
-At the default (`train.exit_exploration` = 1) every hold-or-close decision of a held position is
-sampled from the visits, so an untrained agent closes most trades within a few bars; at 0 those
-decisions are the search's best action and exploratory entries are held far longer. Entries
-explore the same in both, unless `train.entry_exploration` makes them greedy too.
+At `train.exit_exploration` = 1 every hold-or-close decision of a held position is sampled from
+the visits, so an untrained agent closes most trades within a few bars; at 0 (the default is
+0.05) those decisions are the search's best action and exploratory entries are held far longer.
+Entries explore the same in both, unless `train.entry_exploration` makes them greedy too.
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ def actor(
             "train.value_bootstrap": value_bootstrap,
             "train.exit_exploration": exit_exploration,
             "train.entry_exploration": entry_exploration,
+            "train.entry_exploration_decay_episodes": 0,  # the chance given, from the start
+            "train.session_end": "terminal",
             "train.envs_per_actor": SESSIONS,
             "mcts.simulations": 4,
             "model.tcn_channels": 8,
@@ -166,9 +168,15 @@ def test_the_entry_chance_decays_from_its_start_over_the_episodes_the_learner_re
 
 
 def test_without_a_decay_the_entry_chance_is_the_same_from_the_first_episode() -> None:
-    config = replace(Config(), **{"train.entry_exploration": 0.25})
+    config = replace(
+        Config(),
+        **{"train.entry_exploration": 0.25, "train.entry_exploration_decay_episodes": 0},
+    )
     assert entry_exploration(config, 0) == entry_exploration(config, 10**6) == 0.25
-    assert entry_exploration(Config(), 0) == 1.0  # the default explores every flat decision
+    # the default: every flat decision explored at first, a quarter after 5,000 episodes
+    assert entry_exploration(Config(), 0) == 1.0
+    assert entry_exploration(Config(), 2_500) == pytest.approx(0.625)
+    assert entry_exploration(Config(), 5_000) == entry_exploration(Config(), 10**6) == 0.25
 
 
 def test_the_best_bootstrap_takes_the_highest_searched_q_and_search_the_root_value() -> None:
