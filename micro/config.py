@@ -223,6 +223,11 @@ class TrainConfig:
     entry_exploration_decay_episodes: int = _f(5_000, ge=0)
     """Episodes over which the entry chance goes linearly from `entry_exploration_start` to
     `entry_exploration`; 0: `entry_exploration` from the first episode."""
+    reanalyze: bool = False
+    """Bootstrap the n-step value targets from the learner's current network when a batch is
+    sampled instead of from the value the search stored when the position was played (the
+    value half of MuZero Reanalyze); `value_bootstrap` picks the network's state value or its
+    best afterstate Q. A cut session's end value stays the stored one."""
     session_end: Literal["terminal", "bootstrap"] = _f(
         "bootstrap", choices=("terminal", "bootstrap")
     )

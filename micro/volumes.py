@@ -277,6 +277,7 @@ class TrainerStatus(Record):
     learner_steps_per_s: float | None = None
     learner_samples_per_s: float | None = None
     unroll_starts_per_position: float | None = None
+    reanalysis_shift_pips: float | None = None  # mean |fresh − stored| bootstrap value (reanalyze)
     selfplay_waiting: bool | None = None  # self-play is ahead of the replay ratio
     buffer_positions: int | None = None
     losses: dict[str, float | None] = field(default_factory=dict)  # by term

@@ -15,6 +15,7 @@ over the unroll so K does not change the loss scale.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,8 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from micro.config import Config
+from micro.env.actions import NUM_ACTIONS, legal_mask
 from micro.model.support import Support
-from micro.train.replay import Batch
+from micro.train.replay import Batch, BootstrapPoints
 
 LOSS_TERMS = ("policy", "value", "reward", "chance", "afterstate_q")
 
@@ -110,6 +112,31 @@ def unroll_loss(
     return LossOutput(total=total, terms=terms, value_errors=value_errors)
 
 
+@torch.no_grad()
+def fresh_values(
+    net: torch.nn.Module,
+    windows: np.ndarray,
+    static: np.ndarray,
+    side: np.ndarray,
+    kind: str,
+    value_support: Support,
+) -> np.ndarray:
+    """[M] pips: the network's own value of M positions, no search (`train.value_bootstrap`).
+
+    `search`: the predicted state value v. `best`: the highest afterstate Q among the legal
+    actions, the value of acting greedily from there as the network sees it now.
+    """
+    state = net.represent(torch.from_numpy(windows), torch.from_numpy(static))
+    if kind == "search":
+        return value_support.to_scalar(net.predict(state).value_logits).numpy()
+    q = torch.empty(len(state), NUM_ACTIONS)
+    for action in range(NUM_ACTIONS):
+        afterstate = net.afterstate(state, torch.full((len(state),), action, dtype=torch.int64))
+        q[:, action] = value_support.to_scalar(net.afterstate_predict(afterstate).q_logits)
+    legal = torch.from_numpy(legal_mask(side))
+    return q.masked_fill(~legal, -torch.inf).max(dim=1).values.numpy()
+
+
 class Learner:
     """Owns the optimiser; `step(batch, windows)` applies one clipped AdamW update."""
 
@@ -124,6 +151,24 @@ class Learner:
             weight_decay=config.train.weight_decay,
         )
         self.steps = 0
+        self.reanalysis_shift: float | None = None  # mean |fresh − stored| of the last batch
+
+    def reanalyse(self, batch: Batch, points: BootstrapPoints, windows: np.ndarray) -> Batch:
+        """`batch` with its value targets bootstrapped from the current network's values of
+        `points` (windows: [M, W, 9] for points.rows) instead of the values stored at play time:
+        the value half of MuZero Reanalyze (`train.reanalyze`)."""
+        if len(points.target) == 0:
+            return batch
+        self.net.eval()
+        fresh = fresh_values(
+            self.net, windows, points.static, points.side,
+            self.config.train.value_bootstrap, self.value_support,
+        )  # fmt: skip
+        self.reanalysis_shift = float(np.abs(fresh - points.stored).mean())
+        target = batch.value_target.copy()
+        flat = target.reshape(-1)  # a view: writes land in `target`
+        flat[points.target] += points.weight * (fresh - points.stored)
+        return dataclasses.replace(batch, value_target=target)
 
     def step(self, batch: Batch, windows: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
         """One gradient step; returns (losses by term + total + grad_norm, value errors [B])."""

@@ -58,6 +58,33 @@ class Batch:
     weights: np.ndarray  # [B] float32 importance weights (1 without prioritised replay)
 
 
+@dataclass(frozen=True)
+class BootstrapPoints:
+    """The stored positions a batch's n-step value targets bootstrap from (M of them).
+
+    Target i of the batch's flattened [B·(K+1)] value targets is Σ rewards + weight_i × stored_i;
+    reanalysis swaps `stored` for a fresher network's value of the same position.
+    """
+
+    target: np.ndarray  # [M] int64 flat index into the batch's [B, K+1] value targets
+    rows: np.ndarray  # [M] int64 decision rows of the bootstrap positions
+    static: np.ndarray  # [M, 6] float32 their position features
+    side: np.ndarray  # [M] int8 their position sides (legal actions)
+    weight: np.ndarray  # [M] float32 γ^n, the bootstrap's share of the target
+    stored: np.ndarray  # [M] float32 pips, the value the search stored when it was played
+
+
+@dataclass(frozen=True)
+class _Unroll:
+    """Where an unroll's K+1 states and their value targets sit in the ring ([B, K+1] each)."""
+
+    inside: np.ndarray  # state k is inside the first state's episode
+    slots: np.ndarray  # ring slots of the states
+    value_ids: np.ndarray  # the ids whose n-step values are the targets (the end past it)
+    episode_end: np.ndarray  # the ends those n-step values stop at
+    end_value: np.ndarray  # [B, 1] the episode's value past its end
+
+
 class ReplayBuffer:
     """Ring arrays of positions; uniform or prioritised sampling of unroll start positions."""
 
@@ -175,18 +202,47 @@ class ReplayBuffer:
         value += np.where(cut, self.discount ** (end - ids).clip(0) * end_value, 0.0)
         return value.astype(np.float32)
 
+    def _unroll(self, ids: np.ndarray) -> _Unroll:
+        first = ids % self.capacity
+        end = self.episode_end[first]  # [B] all steps of an unroll share the first's episode
+        steps = ids[:, None] + np.arange(self.unroll_steps + 1)[None, :]  # [B, K+1]
+        inside = steps < end[:, None]
+        slots = steps % self.capacity
+        # Positions past the end may hold another episode's data: everything there is masked.
+        return _Unroll(
+            inside=inside,
+            slots=slots,
+            value_ids=np.where(inside, steps, end[:, None]),
+            episode_end=np.where(inside, self.episode_end[slots], end[:, None]),
+            end_value=self.end_value[first][:, None],
+        )
+
+    def bootstrap_points(self, ids: np.ndarray) -> BootstrapPoints:
+        """The positions the value targets of unrolls starting at `ids` bootstrap from.
+
+        Exactly the γ^n v_{j+n} terms of `_n_step_values` (the end value of a cut session is
+        not among them: it belongs to a bar no position of the buffer holds).
+        """
+        u = self._unroll(ids)
+        j = u.value_ids + self.n_step
+        ok = (u.value_ids < u.episode_end) & (j < u.episode_end)
+        target = np.flatnonzero(ok)
+        slots = j.reshape(-1)[target] % self.capacity
+        return BootstrapPoints(
+            target=target.astype(np.int64),
+            rows=self.rows[slots],
+            static=self.static[slots],
+            side=self.side[slots],
+            weight=np.full(len(target), self.discount**self.n_step, np.float32),
+            stored=self.root_values[slots],
+        )
+
     def _batch(self, ids: np.ndarray, weights: np.ndarray) -> Batch:
         k = self.unroll_steps
         first = ids % self.capacity
-        end = self.episode_end[first]  # [B] all steps of an unroll share the first's episode
-        steps = ids[:, None] + np.arange(k + 1)[None, :]  # [B, K+1]
-        inside = steps < end[:, None]  # [B, K+1]
-        slots = steps % self.capacity
-        # Positions past the end may hold another episode's data: everything there is masked.
-        episode_end = np.where(inside, self.episode_end[slots], end[:, None])
-        end_value = self.end_value[first][:, None]  # [B, 1] the unroll's episode's
-        value_ids = np.where(inside, steps, end[:, None])
-        value_target = self._n_step_values(value_ids, episode_end, end_value)
+        u = self._unroll(ids)
+        inside, slots = u.inside, u.slots
+        value_target = self._n_step_values(u.value_ids, u.episode_end, u.end_value)
         actions = np.where(inside[:, :k], self.actions[slots[:, :k]], HOLD).astype(np.int64)
         raw_outcomes = self.outcomes[slots[:, :k]].astype(np.int64)
         known = inside[:, :k] & (raw_outcomes >= 0)

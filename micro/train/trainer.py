@@ -383,6 +383,9 @@ class Trainer:
         if self.counters.samples > train.replay_ratio * self.counters.env_steps:
             return False
         batch = self.replay.sample(train.batch_size, self.rng)
+        if train.reanalyze:
+            points = self.replay.bootstrap_points(batch.ids)
+            batch = self.learner.reanalyse(batch, points, self.market.windows(points.rows))
         windows = self.market.windows(batch.rows)
         if train.mirror:
             batch, windows = mirror_batch(batch, windows, self.rng.random(len(batch.ids)) < 0.5)
@@ -491,6 +494,7 @@ class Trainer:
             "learner_steps_per_s": learner_rate,
             "learner_samples_per_s": learner_rate * self.config.train.batch_size,
             "unroll_starts_per_position": starts_per_position,
+            "reanalysis_shift_pips": self.learner.reanalysis_shift,
             "selfplay_waiting": not self.selfplay_open,
             "buffer_positions": len(self.replay),
             "losses": self.losses,
@@ -513,6 +517,7 @@ class Trainer:
                 "progress/env_steps": float(c.env_steps),
                 "progress/learner_steps": float(c.learner_steps),
                 "replay/unroll_starts_per_position": starts_per_position,
+                "replay/reanalysis_shift_pips": self.learner.reanalysis_shift,
                 "episode/pips": recent["pips_per_episode"],
                 "episode/win_rate": recent["win_rate"],
                 "episode/trades": recent["trades_per_episode"],

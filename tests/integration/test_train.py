@@ -99,6 +99,19 @@ def test_a_bounded_run_writes_checkpoints_sidecars_and_monitoring(trained_home: 
     assert list((trained_home / "monitoring" / "tensorboard").rglob("events.out.tfevents.*"))
     saved = json.loads((trained_home / "monitoring" / "trainer" / "config.json").read_text())
     assert saved["model"]["hidden"] == 32
+    assert final["reanalysis_shift_pips"] is None  # `train.reanalyze` is off by default
+
+
+def test_reanalysis_refreshes_the_value_targets_of_a_real_run(trained_home: Path) -> None:
+    result = run_micro(
+        trained_home, "train", "--max-episodes", "16", "--set", "train.reanalyze=true",
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    final = status(trained_home)
+    assert final["learner_steps"] >= 1
+    # the network's values differ from the ones the search stored: the targets did change
+    assert final["reanalysis_shift_pips"] > 0
 
 
 def test_sigterm_writes_latest_and_exits_0_quickly_leaving_no_actor(trained_home: Path) -> None:

@@ -88,3 +88,44 @@ def test_scale_gradient_halves_the_gradient_only() -> None:
     y = scale_gradient(x * 3, 0.5)
     y.backward()
     assert float(y.detach()) == 6.0 and float(x.grad) == 1.5
+
+
+def test_reanalysis_bootstraps_targets_from_the_current_networks_values() -> None:
+    # `train.reanalyze`: each bootstrap term's stored value is replaced by the network's own
+    # value of that position: the best legal afterstate Q (`best`) or the state value
+    # (`search`), as the search's inference path computes them.
+    from micro.env.actions import NUM_ACTIONS, legal_mask
+    from micro.train.learner import fresh_values
+
+    config = small_config()
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    net = StochasticMuZeroNet(config.model, config.features.window).eval()
+    replay = filled_replay(config, rng)
+    batch = replay.sample(32, rng)
+    points = replay.bootstrap_points(batch.ids)
+    assert len(points.target) > 0
+    windows = rng.normal(size=(len(points.rows), config.features.window, 9)).astype(np.float32)
+    out = net.initial_inference(torch.from_numpy(windows), torch.from_numpy(points.static))
+    q = np.stack(
+        [
+            net.afterstate_inference(out.state, torch.full((len(windows),), a)).q.numpy()
+            for a in range(NUM_ACTIONS)
+        ],
+        axis=1,
+    )
+    best = np.where(legal_mask(points.side), q, -np.inf).max(axis=1)
+    for kind, expected in (("best", best), ("search", out.value.numpy())):
+        fresh = fresh_values(
+            net, windows, points.static, points.side, kind, Learner(net, config).value_support
+        )
+        np.testing.assert_allclose(fresh, expected, rtol=1e-5, atol=1e-4)
+        learner = Learner(net, replace(config, **{"train.value_bootstrap": kind}))
+        refreshed = learner.reanalyse(batch, points, windows)
+        change = np.zeros(batch.value_target.size, np.float32)
+        np.add.at(change, points.target, points.weight * (expected - points.stored))
+        np.testing.assert_allclose(
+            refreshed.value_target - batch.value_target, change.reshape(batch.value_target.shape),
+            rtol=1e-5, atol=1e-4,
+        )  # fmt: skip
+    assert not np.array_equal(best, out.value.numpy())

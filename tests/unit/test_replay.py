@@ -120,3 +120,28 @@ def test_prioritised_sampling_prefers_large_errors_and_weights_correct_for_it() 
 def test_empty_buffer_refuses_to_sample() -> None:
     with pytest.raises(ValueError):
         buffer().sample(4, np.random.default_rng(0))
+
+
+def test_bootstrap_points_are_exactly_the_stored_values_the_targets_use() -> None:
+    # Reanalysis swaps these values for fresher ones: each point must be one γ^n v_{j+n} term of
+    # a target (its row, position features and side), and nothing else may be.
+    replay = buffer()
+    replay.add(dataclasses.replace(episode([1, 2, 4, 8], [10, 20, 40, 80]), end_value=16.0))
+    replay.add(episode([1, 1, 1], [5, 6, 7], first_row=900))
+    ids = np.array([0, 1, 3, 4])
+    batch = replay._batch(ids, np.ones(4, np.float32))
+    points = replay.bootstrap_points(ids)
+    # z_0 uses v2 (row 102), z_1 uses v3 (row 103); from id 2 on the episode's end is in reach
+    # (its end value is not a position); the second episode's z_4 uses v6 (row 902)
+    assert sorted(zip(points.target.tolist(), points.rows.tolist(), strict=True)) == [
+        (0, 102), (1, 103), (3, 103), (9, 902),
+    ]  # fmt: skip
+    np.testing.assert_allclose(points.weight, 0.25)
+    np.testing.assert_array_equal(points.stored, [40, 80, 80, 7])
+    np.testing.assert_array_equal(points.static[0], np.arange(12, 18))
+    np.testing.assert_array_equal(points.side, [LONG, LONG, LONG, LONG])
+    replay.root_values[:] = 0.0
+    zeroed = replay._batch(ids, np.ones(4, np.float32))
+    change = np.zeros(batch.value_target.size, np.float32)
+    np.add.at(change, points.target, points.weight * points.stored)
+    np.testing.assert_allclose(batch.value_target - zeroed.value_target, change.reshape(4, 3))
