@@ -26,6 +26,8 @@ from micro.model.networks import StochasticMuZeroNet
 from tests.conftest import micro_env, run_micro
 
 PARITY_TOML = """
+[features]
+range_bars = 60  # seed 1's random net opens both sides and exits all three ways on these
 [model]
 tcn_channels = 16
 hidden = 32
@@ -62,9 +64,9 @@ def live_command(*args: str) -> list[str]:
 @pytest.fixture(scope="module")
 def parity_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("parity")
+    (home / "micro.toml").write_text(PARITY_TOML)
     assert run_micro(home, "data", "synth", "--days", "20", "--seed", "3").returncode == 0
     assert run_micro(home, "data", "prepare").returncode == 0
-    (home / "micro.toml").write_text(PARITY_TOML)
     config = load_config(home, environ={})
     torch.manual_seed(1)  # a net that opens both sides and exits all three ways
     net = StochasticMuZeroNet(config.model, config.features.window)

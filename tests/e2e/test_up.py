@@ -96,11 +96,17 @@ def test_up_runs_the_whole_system_and_stops_cleanly(home: Path) -> None:
     assert list((home / "validation").glob("validation_ep*.json"))
     assert (home / "checkpoints" / "best.pth").exists()
     best = json.loads((home / "validation" / "best_metrics.json").read_text())
-    assert best["episode"] == SKILL_EPISODE and best["dsr"] >= 0.95
+    assert best["dsr"] >= 0.95
     assert best["test"]["status"] == "ok"  # scored once on the test split after promotion
     scored = [json.loads(p.read_text()) for p in (home / "validation").glob("validation_ep*.json")]
+    skill = [r for r in scored if r["episode"] == SKILL_EPISODE]
+    assert len(skill) == 1 and skill[0]["promotion"]["promoted"]
     trained = [r for r in scored if r["episode"] != SKILL_EPISODE and r["status"] == "ok"]
-    assert trained and not any(r["promotion"]["promoted"] for r in trained)  # no skill yet
+    assert trained
+    # The trainer may earn a promotion of its own within the 100 s (the defaults learn the
+    # default data's trend that fast); then it passed every gate and beat the best before it.
+    promoted = {r["episode"] for r in trained if r["promotion"]["promoted"]}
+    assert best["episode"] == SKILL_EPISODE or best["episode"] in promoted
     journal = (home / "live" / "journal.jsonl").read_text().splitlines()
     assert len(journal) >= 5 and all(json.loads(line) for line in journal)
     status = json.loads((home / "monitoring" / "up" / "status.json").read_text())
