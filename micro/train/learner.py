@@ -112,27 +112,26 @@ def unroll_loss(
     return LossOutput(total=total, terms=terms, value_errors=value_errors)
 
 
-@torch.no_grad()
 def fresh_values(
-    net: torch.nn.Module,
-    windows: np.ndarray,
-    static: np.ndarray,
-    side: np.ndarray,
-    kind: str,
-    value_support: Support,
+    net: torch.nn.Module, windows: np.ndarray, static: np.ndarray, side: np.ndarray, kind: str
 ) -> np.ndarray:
     """[M] pips: the network's own value of M positions, no search (`train.value_bootstrap`).
 
     `search`: the predicted state value v. `best`: the highest afterstate Q among the legal
     actions, the value of acting greedily from there as the network sees it now.
     """
-    state = net.represent(torch.from_numpy(windows), torch.from_numpy(static))
+    root = net.initial_inference(torch.from_numpy(windows), torch.from_numpy(static))
     if kind == "search":
-        return value_support.to_scalar(net.predict(state).value_logits).numpy()
-    q = torch.empty(len(state), NUM_ACTIONS)
-    for action in range(NUM_ACTIONS):
-        afterstate = net.afterstate(state, torch.full((len(state),), action, dtype=torch.int64))
-        q[:, action] = value_support.to_scalar(net.afterstate_predict(afterstate).q_logits)
+        value: np.ndarray = root.value.numpy()
+        return value
+    count = len(windows)
+    q = torch.stack(
+        [
+            net.afterstate_inference(root.state, torch.full((count,), a, dtype=torch.int64)).q
+            for a in range(NUM_ACTIONS)
+        ],
+        dim=1,
+    )
     legal = torch.from_numpy(legal_mask(side))
     return q.masked_fill(~legal, -torch.inf).max(dim=1).values.numpy()
 
@@ -161,9 +160,8 @@ class Learner:
             return batch
         self.net.eval()
         fresh = fresh_values(
-            self.net, windows, points.static, points.side,
-            self.config.train.value_bootstrap, self.value_support,
-        )  # fmt: skip
+            self.net, windows, points.static, points.side, self.config.train.value_bootstrap
+        )
         self.reanalysis_shift = float(np.abs(fresh - points.stored).mean())
         target = batch.value_target.copy()
         flat = target.reshape(-1)  # a view: writes land in `target`

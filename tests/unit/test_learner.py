@@ -116,9 +116,7 @@ def test_reanalysis_bootstraps_targets_from_the_current_networks_values() -> Non
     )
     best = np.where(legal_mask(points.side), q, -np.inf).max(axis=1)
     for kind, expected in (("best", best), ("search", out.value.numpy())):
-        fresh = fresh_values(
-            net, windows, points.static, points.side, kind, Learner(net, config).value_support
-        )
+        fresh = fresh_values(net, windows, points.static, points.side, kind)
         np.testing.assert_allclose(fresh, expected, rtol=1e-5, atol=1e-4)
         learner = Learner(net, replace(config, **{"train.value_bootstrap": kind}))
         refreshed = learner.reanalyse(batch, points, windows)
