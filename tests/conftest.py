@@ -6,6 +6,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,6 +42,29 @@ def fixed_rng_and_threads() -> Iterator[None]:
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def no_price_stream_outlives_its_test() -> Iterator[None]:
+    """A test that starts an OANDA price stream stops it (`broker.close()`, `trader.finish()`).
+
+    A stream left running reconnects every 30 s for the rest of the suite, its warnings land in
+    other tests' logs, and it holds a socket to a fake server that is gone. The leak is stopped
+    here and reported as this test's error, so it is fixed where it happens.
+    """
+    before = {t.ident for t in threading.enumerate()}
+    yield
+    leaked = [
+        t
+        for t in threading.enumerate()
+        if t.name == "oanda-price-stream" and t.is_alive() and t.ident not in before
+    ]
+    for thread in leaked:
+        stream = getattr(getattr(thread, "_target", None), "__self__", None)
+        if stream is not None:
+            stream.stop()
+    if leaked:
+        pytest.fail(f"{len(leaked)} OANDA price stream(s) still running after the test")
 
 
 def micro_env(home: Path, **extra: str) -> dict[str, str]:

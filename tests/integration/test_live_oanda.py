@@ -95,8 +95,23 @@ def fake(home: Path):
         con.close()
     with FakeOanda(candles=frame) as server:
         server.replay(pd.Timestamp(frame["ts"].iloc[START_ROW]))
-        yield server
+        try:
+            yield server
+        finally:
+            # A test that plays a crash leaves its trader unfinished: close what it opened.
+            while OPEN_BROKERS:
+                OPEN_BROKERS.pop().close()
     assert server.errors == [], server.errors
+
+
+OPEN_BROKERS: list[OandaBroker] = []
+
+
+def open_broker(config: Config, fake: FakeOanda) -> OandaBroker:
+    """An OandaBroker on the fake, closed (its price stream stopped) when the test ends."""
+    broker = OandaBroker(config, fake.token, fake.account.id)
+    OPEN_BROKERS.append(broker)
+    return broker
 
 
 def config_for(home: Path, fake: FakeOanda, *sets: str) -> Config:
@@ -113,7 +128,7 @@ def trader_for(home: Path, fake: FakeOanda, *sets: str, max_bars: int = 40) -> T
         scaling = FeatureScaling.from_dict(get_meta(con, "feature_scaling"))
     finally:
         con.close()
-    broker = OandaBroker(config, fake.token, fake.account.id)
+    broker = open_broker(config, fake)
     models = ModelSlot(home / "checkpoints" / "best.pth", config)
     return Trader(Home(home), config, broker, models, scaling, max_bars=max_bars)
 
@@ -340,7 +355,7 @@ def test_an_unknown_open_trade_at_start_stops_trading_unless_adoption_is_allowed
     home: Path, fake: FakeOanda
 ) -> None:
     config = config_for(home, fake)
-    manual = OandaBroker(config, fake.token, fake.account.id)
+    manual = open_broker(config, fake)
     manual.history(5)  # moves the clock so a price exists
     assert manual.market_order(1, 500, 100.0, "by-hand-1").filled
     with pytest.raises(UserError, match="does not know"):

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from micro.live.oanda import OandaBroker, parse_time
+from micro.live.oanda import parse_time
 from micro.live.trader import Trader
 from tests.conftest import micro_env
 from tests.e2e.test_live_parity import live_command
@@ -28,6 +28,7 @@ from tests.integration import test_live_oanda as base
 from tests.integration.test_live_oanda import (
     config_for,
     journal,
+    open_broker,
     order_posts,
     run_until,
     trader_for,
@@ -311,7 +312,7 @@ def test_a_lost_order_that_filled_and_closed_unseen_is_booked_before_its_id_is_r
     trader = trader_for(home, fake, max_bars=None)
     fenced = hold_entries_until_the_order_is_lost(trader, fake)
     lost = fake.lost_orders[0].body["order"]
-    manual = OandaBroker(config_for(home, fake), fake.token, fake.account.id)
+    manual = open_broker(config_for(home, fake), fake)
     try:  # it arrives late, fills, and its stop closes it between two of the trader's looks
         trade = manual.market_order(int(lost["units"]) // abs(int(lost["units"])),
                                     abs(int(lost["units"])), 1.0 if int(lost["units"]) > 0
@@ -335,7 +336,7 @@ def test_a_lost_order_that_filled_and_closed_unseen_is_booked_before_its_id_is_r
 def test_a_refused_duplicate_client_id_reads_oandas_reject_reason(
     home: Path, fake: FakeOanda
 ) -> None:
-    broker = OandaBroker(config_for(home, fake), fake.token, fake.account.id)
+    broker = open_broker(config_for(home, fake), fake)
     broker.history(5)  # a price exists
     try:
         assert broker.market_order(1, 100, 100.0, "twice-1").filled
@@ -410,7 +411,7 @@ def cancel_reasons() -> list[str]:
 def test_every_201_cancel_reason_is_a_refusal_that_opens_nothing(
     home: Path, fake: FakeOanda
 ) -> None:
-    broker = OandaBroker(config_for(home, fake), fake.token, fake.account.id)
+    broker = open_broker(config_for(home, fake), fake)
     broker.history(5)  # a price exists
     try:
         for i, reason in enumerate(cancel_reasons()):
@@ -452,7 +453,7 @@ def test_a_trade_nobody_knows_halts_entries_between_bars_with_both_sides_journal
 ) -> None:
     trader = trader_for(home, fake, max_bars=None)
     trader.start()
-    manual = OandaBroker(config_for(home, fake), fake.token, fake.account.id)
+    manual = open_broker(config_for(home, fake), fake)
     try:
         assert manual.market_order(-1, 700, 300.0, "by-hand-9").filled
     finally:
@@ -577,8 +578,7 @@ def test_sigterm_is_honoured_within_seconds_while_the_broker_is_down(
 
 
 def test_requests_and_new_connections_keep_to_oandas_limits(home: Path, fake: FakeOanda) -> None:
-    broker = OandaBroker(config_for(home, fake, "live.oanda.max_retries=20"), fake.token,
-                         fake.account.id)  # fmt: skip
+    broker = open_broker(config_for(home, fake, "live.oanda.max_retries=20"), fake)
     try:
         fake.inject(drop=True, times=5, path=f"/v3/accounts/{fake.account.id}/openTrades")
         started = time.monotonic()

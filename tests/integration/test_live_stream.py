@@ -24,6 +24,7 @@ from tests.integration.test_live_oanda import (  # noqa: F401  (fixtures used by
     home,
     journal,
     one_torch_thread,
+    open_broker,
     run_until,
     template,
     trader_for,
@@ -52,7 +53,7 @@ def wait_for(condition: Callable[[], object], seconds: float = 15.0) -> None:
 
 
 def broker_for(home: Path, fake: FakeOanda, *sets: str) -> OandaBroker:
-    broker = OandaBroker(config_for(home, fake, *FAST, *sets), fake.token, fake.account.id)
+    broker = open_broker(config_for(home, fake, *FAST, *sets), fake)
     broker.history(5)  # moves the replay clock past a completed bar: a price exists
     return broker
 
