@@ -16,6 +16,10 @@ times; a fair coin for the side). Targets (issue 10) are checked per market and 
 figures. `--real DIR` runs the same protocol on every M1 file in DIR (MT4 export format) instead,
 and adds the deflated Sharpe ratio; it has no targets.
 
+`--max-episodes N` trains each market N episodes instead (the curve then marks every
+`--score-every-episodes`): a budget that does not depend on how fast the machine is that day,
+for comparing two configs; with `--minutes` too, whichever comes first.
+
 `--set section.key=value` (repeatable) changes the config of every run: that is how an ablation
 is measured against the defaults. Prints one JSON object (progress goes to stderr).
 """
@@ -201,33 +205,30 @@ def run_market(
     for command in prepare:
         checked(micro(home, *command, *set_args(sets)), f"{name}: micro {' '.join(command[:2])}")
     checked(micro(home, "data", "prepare", *set_args(sets)), f"{name}: micro data prepare")
-    log(f"{name}: training for {args.minutes} min")
+    budget = ["--max-minutes", str(args.minutes)] if args.minutes else []
+    if args.max_episodes:
+        budget += ["--max-episodes", str(args.max_episodes)]
+    log(f"{name}: training for {' and '.join(budget_words(args))}")
     started = time.time()
     train = micro(
         home,
         "train",
-        "--max-minutes",
-        str(args.minutes),
+        *budget,
         *set_args([*sets, "train.keep_checkpoints=100000"]),
-        timeout=args.minutes * 60 + 900,
+        timeout=args.minutes * 60 + 900 if args.minutes else None,
     )
     checked(train, f"{name}: micro train")
+    trained_minutes = round((time.time() - started) / 60, 2)
     status = json.loads((home / "monitoring" / "trainer" / "status.json").read_text())
     scorer = Scorer(home, sets, args.max_sessions)
-    ckpts = numbered_checkpoints(home / "checkpoints")
     latest = home / "checkpoints" / "latest.pth"
-    # One checkpoint per `score_every` minutes of training: the learning curve.
-    curve: list[dict[str, Any]] = []
-    picked: list[tuple[float, int, Path]] = []
-    mark = args.score_every
-    while mark < args.minutes + 1e-9:
-        before = [c for c in ckpts if c[0] - started <= mark * 60]
-        if before and (not picked or before[-1][1] != picked[-1][1]):
-            picked.append(before[-1])
-        mark += args.score_every
+    picked = curve_checkpoints(numbered_checkpoints(home / "checkpoints"), started, args)
+    if picked and picked[-1][1] == int(status["episodes"]):
+        picked.pop()  # the same episode as latest.pth, which the curve ends with anyway
     picked.append((latest.stat().st_mtime, int(status["episodes"]), latest))
+    curve: list[dict[str, Any]] = []
     reports: dict[Path, dict[str, Any]] = {}
-    minutes_to_skill = None
+    minutes_to_skill = episodes_to_skill = None
     for created, episode, path in picked:
         log(f"{name}: scoring {path.name} (episode {episode}) on validation")
         report = scorer.score(path, "validation")
@@ -236,7 +237,7 @@ def run_market(
         minutes = (created - started) / 60
         curve.append({"minutes": round(minutes, 2), "episode": episode, **s})
         if minutes_to_skill is None and has_skill(s):
-            minutes_to_skill = round(minutes, 2)
+            minutes_to_skill, episodes_to_skill = round(minutes, 2), episode
 
     def selection_score(c: tuple[float, int, Path]) -> float:
         """Validation bootstrap p5 expectancy; a checkpoint with too few trades never wins."""
@@ -252,7 +253,9 @@ def run_market(
         "learner_steps": int(status["learner_steps"]),
         "env_steps": int(status["env_steps"]),
         "unroll_starts_per_position": status.get("unroll_starts_per_position"),
+        "training_minutes": trained_minutes,
         "minutes_to_skill": minutes_to_skill,
+        "episodes_to_skill": episodes_to_skill,
         "curve": curve,
     }
     for label, path in (("last", latest), ("best", best[2])):
@@ -271,6 +274,37 @@ def run_market(
         out["last"]["mirror"][split] = summary(mirror_scorer.score(unbound, split))
     out["targets"] = targets(name, spec, out)
     return out
+
+
+def curve_checkpoints(
+    ckpts: list[tuple[float, int, Path]], started: float, args: argparse.Namespace
+) -> list[tuple[float, int, Path]]:
+    """The checkpoints of the learning curve: the last one at or before each mark.
+
+    Marks every `--score-every` minutes of training, or with `--max-episodes` every
+    `--score-every-episodes` episodes (the curve of a budget that does not depend on the
+    machine's speed). A checkpoint already picked for an earlier mark is not picked again.
+    """
+    by_episode = bool(args.max_episodes)
+    step = args.score_every_episodes if by_episode else args.score_every
+    end = args.max_episodes if by_episode else args.minutes
+
+    def position(c: tuple[float, int, Path]) -> float:
+        return c[1] if by_episode else (c[0] - started) / 60
+
+    picked: list[tuple[float, int, Path]] = []
+    mark = step
+    while mark < end + 1e-9:
+        before = [c for c in ckpts if position(c) <= mark + 1e-9]
+        if before and (not picked or before[-1][1] != picked[-1][1]):
+            picked.append(before[-1])
+        mark += step
+    return picked
+
+
+def budget_words(args: argparse.Namespace) -> list[str]:
+    words = [f"{args.minutes:g} min"] if args.minutes else []
+    return words + ([f"{args.max_episodes} episodes"] if args.max_episodes else [])
 
 
 def unbound_copy(checkpoint: Path, target: Path, config: Any) -> Path:
@@ -352,7 +386,10 @@ def targets(name: str, spec: dict[str, Any], result: dict[str, Any]) -> dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--minutes", type=float, default=None, help="training wall budget/market (20; quick 2)"
+        "--minutes",
+        type=float,
+        default=None,
+        help="training wall budget/market (20 unless --max-episodes; quick 2)",
     )
     parser.add_argument("--markets", default="", help="comma-separated subset of the suite")
     parser.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}")
@@ -367,12 +404,29 @@ def main() -> None:
         help="time zone of the --real files (MT4 broker server time: America/New_York+7)",
     )
     parser.add_argument("--keep", default="", help="keep the homes in this folder")
+    parser.add_argument(
+        "--max-episodes",
+        type=int,
+        default=0,
+        help="train each market this many episodes instead (a budget independent of the "
+        "machine's speed; with --minutes too, whichever comes first)",
+    )
+    parser.add_argument(
+        "--score-every-episodes", type=int, default=0, help="with --max-episodes (0: 1/8 of it)"
+    )
     args = parser.parse_args()
-    if args.minutes is None:
+    if args.max_episodes < 0:
+        usage_error(f"--max-episodes {args.max_episodes}: expected a positive number of episodes")
+    if args.minutes is None and not args.max_episodes:
         args.minutes = QUICK_MINUTES if args.quick else 20.0
-    if args.minutes <= 0:
+    if args.minutes is not None and args.minutes <= 0:
         usage_error(f"--minutes {args.minutes}: expected a positive number of minutes")
-    args.score_every = args.score_every or args.minutes / 8
+    if args.score_every_episodes < 0:
+        usage_error(
+            f"--score-every-episodes {args.score_every_episodes}: expected a positive number"
+        )
+    args.score_every = args.score_every or (args.minutes or 0) / 8
+    args.score_every_episodes = args.score_every_episodes or max(1, args.max_episodes // 8)
     markets = plan(args)
     began = time.time()
     results: dict[str, Any] = {}
@@ -393,6 +447,7 @@ def main() -> None:
             {
                 "bench": "learning",
                 "minutes_per_market": args.minutes,
+                "episodes_per_market": args.max_episodes or None,
                 "sets": args.set,
                 "cores": os.cpu_count(),
                 "wall_minutes": round((time.time() - began) / 60, 1),

@@ -85,3 +85,45 @@ def test_an_unknown_market_is_one_line_and_status_2() -> None:
         "meanrevert_calm, random"
     ]
     assert result.stdout == ""
+
+
+@pytest.mark.slow
+def test_an_episode_budget_trains_that_many_episodes_and_marks_the_curve_by_episode() -> None:
+    sets = [part for s in TINY for part in ("--set", s)]
+    budget = 96
+    result = bench(
+        "--markets",
+        "random",
+        "--max-episodes",
+        str(budget),
+        "--score-every-episodes",
+        "32",
+        "--days",
+        "30",
+        "--max-sessions",
+        "4",
+        *sets,
+        "--set",
+        "train.checkpoint_every_episodes=16",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    assert report["episodes_per_market"] == budget and report["minutes_per_market"] is None
+    market = report["markets"]["random"]
+    # The trainer stops at the first report past the budget: a batch of episodes at most.
+    assert budget <= market["episodes"] < budget + 64
+    episodes = [point["episode"] for point in market["curve"]]
+    assert episodes == sorted(set(episodes)) and episodes[-1] == market["episodes"]
+    # Every numbered checkpoint before the last belongs to a mark: at most one per 32 episodes.
+    assert len(episodes) <= budget // 32 + 1
+    assert all(episode <= budget for episode in episodes[:-1])
+    assert "episodes_to_skill" in market and market["training_minutes"] > 0
+
+
+def test_a_negative_episode_budget_is_one_line_and_status_2() -> None:
+    result = bench("--markets", "trend", "--max-episodes", "-5", timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "bench/learning.py: --max-episodes -5: expected a positive number of episodes"
+    ]
+    assert result.stdout == ""
