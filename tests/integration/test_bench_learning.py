@@ -110,7 +110,7 @@ def test_an_episode_budget_trains_that_many_episodes_and_marks_the_curve_by_epis
     report = json.loads(result.stdout)
     assert report["episodes_per_market"] == budget and report["minutes_per_market"] is None
     market = report["markets"]["random"]
-    # The trainer stops at the first report past the budget: a batch of episodes at most.
+    # The trainer stops once the budget is reached; episodes finishing meanwhile add a few.
     assert budget <= market["episodes"] < budget + 64
     episodes = [point["episode"] for point in market["curve"]]
     assert episodes == sorted(set(episodes)) and episodes[-1] == market["episodes"]
