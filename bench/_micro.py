@@ -10,7 +10,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def micro(home: Path, *args: str, timeout: float = 3600) -> subprocess.CompletedProcess:
+def micro(home: Path, *args: str, timeout: float | None = 3600) -> subprocess.CompletedProcess:
     """`micro --home HOME ARGS` from this checkout, minus the caller's MICRO_*/OANDA_* settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MICRO_", "OANDA_"))}
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
