@@ -208,7 +208,7 @@ def run_market(
     budget = ["--max-minutes", str(args.minutes)] if args.minutes else []
     if args.max_episodes:
         budget += ["--max-episodes", str(args.max_episodes)]
-    log(f"{name}: training for {' and '.join(budget_words(args))}")
+    log(f"{name}: micro train {' '.join(budget)}")
     started = time.time()
     train = micro(
         home,
@@ -300,11 +300,6 @@ def curve_checkpoints(
             picked.append(before[-1])
         mark += step
     return picked
-
-
-def budget_words(args: argparse.Namespace) -> list[str]:
-    words = [f"{args.minutes:g} min"] if args.minutes else []
-    return words + ([f"{args.max_episodes} episodes"] if args.max_episodes else [])
 
 
 def unbound_copy(checkpoint: Path, target: Path, config: Any) -> Path:
