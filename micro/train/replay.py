@@ -85,6 +85,50 @@ class _Unroll:
     end_value: np.ndarray  # [B, 1] the episode's value past its end
 
 
+class SumTree:
+    """Priorities of `capacity` slots in a binary tree of sums: set and draw in O(log n) each.
+
+    Leaves hold the priorities (0 for an empty slot); every inner node holds the sum of its two
+    children, recomputed from them on each set (no running additions, so no drift). A draw walks
+    from the root to the leaf whose cumulative range holds a uniform point of the total mass.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.leaves = 1 << max(0, (capacity - 1).bit_length())  # power of two ≥ capacity
+        self.depth = self.leaves.bit_length() - 1
+        self.tree = np.zeros(2 * self.leaves, np.float64)  # node i: children 2i, 2i+1; root 1
+
+    @property
+    def total(self) -> float:
+        return float(self.tree[1])
+
+    def __getitem__(self, slots: np.ndarray) -> np.ndarray:
+        return self.tree[self.leaves + slots]
+
+    def set(self, slots: np.ndarray, priorities: np.ndarray) -> None:
+        """Leaf `slots[i]` := `priorities[i]` (the last write wins for a repeated slot)."""
+        nodes = self.leaves + np.asarray(slots, np.int64)
+        self.tree[nodes] = priorities
+        for _ in range(self.depth):
+            nodes = np.unique(nodes >> 1)
+            self.tree[nodes] = self.tree[2 * nodes] + self.tree[2 * nodes + 1]
+
+    def draw(self, count: int, rng: np.random.Generator) -> np.ndarray:
+        """`count` slots, each with probability priority / total (independent draws)."""
+        if self.total <= 0.0:
+            raise ValueError("sum tree holds no priority")
+        mass = rng.random(count) * self.total
+        nodes = np.ones(count, np.int64)
+        for _ in range(self.depth):
+            left = self.tree[2 * nodes]
+            # Right when the point lies past the left mass, unless rounding left the right empty
+            # (then the left holds all of this node's mass): a draw never lands on a zero leaf.
+            right = (mass >= left) & (self.tree[2 * nodes + 1] > 0.0)
+            mass = np.where(right, mass - left, mass)
+            nodes = 2 * nodes + right
+        return nodes - self.leaves
+
+
 class ReplayBuffer:
     """Ring arrays of positions; uniform or prioritised sampling of unroll start positions."""
 
@@ -117,7 +161,7 @@ class ReplayBuffer:
         self.policies = np.zeros((c, NUM_ACTIONS), np.float32)
         self.episode_end = np.zeros(c, np.int64)  # absolute id one past the episode's last step
         self.end_value = np.zeros(c, np.float32)  # the episode's value past its end (pips)
-        self.priority = np.zeros(c, np.float64)
+        self.priority = SumTree(c if prioritized else 1)
         self.total = 0  # absolute ids handed out so far
         self.episodes = 0
 
@@ -152,7 +196,7 @@ class ReplayBuffer:
             # Initial priority: how far the search's root value is from the n-step return.
             values = self._n_step_values(ids, self.episode_end[slots], self.end_value[slots])
             error = np.abs(values - trajectory.root_values)
-            self.priority[slots] = np.maximum(error, 1e-3) ** self.alpha
+            self.priority.set(slots, np.maximum(error, 1e-3) ** self.alpha)
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
         """B unroll start positions, uniformly or by priority, with all their targets."""
@@ -161,12 +205,10 @@ class ReplayBuffer:
             raise ValueError("replay buffer is empty")
         oldest = self.oldest
         if self.prioritized:
-            slots_all = (np.arange(oldest, self.total)) % self.capacity
-            p = self.priority[slots_all]
-            p = p / p.sum()
-            pick = rng.choice(n, size=batch_size, p=p)
-            ids = oldest + pick
-            weights = (n * p[pick]) ** (-self.beta)
+            slots = self.priority.draw(batch_size, rng)  # every filled slot holds a live id
+            ids = oldest + (slots - oldest) % self.capacity
+            p = self.priority[slots] / self.priority.total
+            weights = (n * p) ** (-self.beta)
             weights = (weights / weights.max()).astype(np.float32)
         else:
             ids = oldest + rng.integers(0, n, size=batch_size)
@@ -178,7 +220,7 @@ class ReplayBuffer:
         if not self.prioritized:
             return
         keep = ids >= self.oldest
-        self.priority[ids[keep] % self.capacity] = np.maximum(errors[keep], 1e-3) ** self.alpha
+        self.priority.set(ids[keep] % self.capacity, np.maximum(errors[keep], 1e-3) ** self.alpha)
 
     # ------------------------------------------------------------------ targets
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from micro.env.actions import BUY, CLOSE, FLAT, HOLD, LONG
-from micro.train.replay import ReplayBuffer, Trajectory
+from micro.train.replay import ReplayBuffer, SumTree, Trajectory
 
 
 def episode(rewards: list[float], values: list[float], first_row: int = 100) -> Trajectory:
@@ -145,3 +145,56 @@ def test_bootstrap_points_are_exactly_the_stored_values_the_targets_use() -> Non
     change = np.zeros(batch.value_target.size, np.float32)
     np.add.at(change, points.target, points.weight * points.stored)
     np.testing.assert_allclose(batch.value_target - zeroed.value_target, change.reshape(4, 3))
+
+
+def test_sum_tree_draws_each_slot_by_its_share_of_the_mass_and_never_an_empty_one() -> None:
+    tree = SumTree(5)  # not a power of two: 8 leaves, three never set
+    tree.set(np.array([0, 1, 3, 4]), np.array([1.0, 2.0, 3.0, 4.0]))
+    tree.set(np.array([4, 1]), np.array([0.0, 4.0]))  # overwrite: slot 4 emptied, slot 1 doubled
+    assert tree.total == 8.0
+    counts = np.bincount(tree.draw(80_000, np.random.default_rng(3)), minlength=tree.leaves)
+    assert counts[2] == counts[4] == counts[5:].sum() == 0
+    share = counts[[0, 1, 3]] / counts.sum()
+    np.testing.assert_allclose(share, [1 / 8, 4 / 8, 3 / 8], atol=0.01)
+
+
+def test_sum_tree_of_one_slot_and_an_empty_tree() -> None:
+    tree = SumTree(1)
+    with pytest.raises(ValueError):
+        tree.draw(1, np.random.default_rng(0))
+    tree.set(np.array([0]), np.array([0.5]))
+    np.testing.assert_array_equal(tree.draw(4, np.random.default_rng(0)), [0, 0, 0, 0])
+
+
+def test_sum_tree_inner_sums_hold_after_many_small_updates() -> None:
+    # Each set recomputes its ancestors from their children: no drift from running additions.
+    rng = np.random.default_rng(4)
+    tree = SumTree(1000)
+    leaf = np.zeros(1000)
+    for _ in range(300):
+        slots = rng.integers(0, 1000, 64)
+        values = rng.random(64) * 10.0 ** rng.integers(-6, 3)
+        tree.set(slots, values)
+        leaf[slots] = tree[slots]  # the last write wins for a slot drawn twice in one set
+    assert tree.total == pytest.approx(leaf.sum(), rel=1e-12)
+    np.testing.assert_array_equal(tree[np.arange(1000)], leaf)
+
+
+def test_prioritised_sampling_after_the_ring_wraps_draws_live_ids_by_priority() -> None:
+    replay = buffer(capacity=1000, prioritized=True, priority_alpha=1.0, priority_beta=1.0)
+    for i in range(7):  # 7 × 360 positions in a ring of 1000: ids 1520 … 2519 are live
+        replay.add(episode([0.0] * 360, [0.0] * 360, first_row=i * 1000))
+    live = np.arange(replay.oldest, replay.total)
+    replay.update_priorities(live, np.full(len(live), 1.0))
+    replay.update_priorities(np.array([replay.oldest, replay.total - 1]), np.array([500.0, 500.0]))
+    replay.update_priorities(np.array([5]), np.array([1e6]))  # long gone: ignored
+    batch = replay.sample(4000, np.random.default_rng(2))
+    assert batch.ids.min() >= replay.oldest and batch.ids.max() < replay.total
+    # each of the two heavy ids holds 500 / 1998 of the mass
+    for heavy in (replay.oldest, replay.total - 1):
+        assert abs((batch.ids == heavy).mean() - 500 / 1998) < 0.03
+    np.testing.assert_array_equal(batch.rows, replay.rows[batch.ids % replay.capacity])
+    # importance weights (n·p)^-β over the batch's largest: 1 for the light ids, 1/500 heavy
+    heavy = (batch.ids == replay.oldest) | (batch.ids == replay.total - 1)
+    np.testing.assert_allclose(batch.weights[~heavy], 1.0, rtol=1e-6)
+    np.testing.assert_allclose(batch.weights[heavy], 1 / 500, rtol=1e-6)
