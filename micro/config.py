@@ -175,7 +175,14 @@ class TrainConfig:
     n_step: int = _f(15, ge=1, le=1000)
     """Bars of real reward before bootstrapping from the stored root value."""
     learning_rate: float = _f(1e-3, gt=0.0, le=1.0)
-    """Adam learning rate."""
+    """Adam learning rate (until `learning_rate_decay_start` episodes when it decays)."""
+    learning_rate_end: float = _f(1e-4, gt=0.0, le=1.0)
+    """The learning rate once its decay is over."""
+    learning_rate_decay_start: int = _f(5_000, ge=0)
+    """Episodes of training at `learning_rate` before the decay begins."""
+    learning_rate_decay_episodes: int = _f(0, ge=0)
+    """Episodes over which the learning rate goes linearly from `learning_rate` to
+    `learning_rate_end` after `learning_rate_decay_start`; 0: constant `learning_rate`."""
     weight_decay: float = _f(1e-4, ge=0.0)
     """Adam (decoupled) weight decay."""
     grad_clip: float = _f(5.0, gt=0.0)

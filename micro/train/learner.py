@@ -136,6 +136,16 @@ def fresh_values(
     return q.masked_fill(~legal, -torch.inf).max(dim=1).values.numpy()
 
 
+def learning_rate(config: Config, episodes: int) -> float:
+    """The learning rate after `episodes`: constant, then linear to its end over the decay."""
+    train = config.train
+    if train.learning_rate_decay_episodes <= 0:
+        return train.learning_rate
+    done = (episodes - train.learning_rate_decay_start) / train.learning_rate_decay_episodes
+    share = min(max(done, 0.0), 1.0)
+    return train.learning_rate + share * (train.learning_rate_end - train.learning_rate)
+
+
 class Learner:
     """Owns the optimiser; `step(batch, windows)` applies one clipped AdamW update."""
 
@@ -168,8 +178,14 @@ class Learner:
         flat[points.target] += points.weight * (fresh - points.stored)
         return dataclasses.replace(batch, value_target=target)
 
-    def step(self, batch: Batch, windows: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
-        """One gradient step; returns (losses by term + total + grad_norm, value errors [B])."""
+    def step(
+        self, batch: Batch, windows: np.ndarray, episodes: int = 0
+    ) -> tuple[dict[str, float], np.ndarray]:
+        """One gradient step at the learning rate after `episodes` of training; returns (losses
+        by term + total + grad_norm + learning_rate, value errors [B])."""
+        rate = learning_rate(self.config, episodes)
+        for group in self.optimizer.param_groups:
+            group["lr"] = rate
         self.net.train()
         out = unroll_loss(
             self.net, batch, windows, self.config, self.value_support, self.reward_support
@@ -185,4 +201,5 @@ class Learner:
         report = dict(out.terms)
         report["total"] = float(out.total.detach())
         report["grad_norm"] = float(grad_norm)
+        report["learning_rate"] = rate
         return report, out.value_errors

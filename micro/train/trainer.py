@@ -389,7 +389,7 @@ class Trainer:
         windows = self.market.windows(batch.rows)
         if train.mirror:
             batch, windows = mirror_batch(batch, windows, self.rng.random(len(batch.ids)) < 0.5)
-        losses, errors = self.learner.step(batch, windows)
+        losses, errors = self.learner.step(batch, windows, self.counters.episodes)
         self.replay.update_priorities(batch.ids, errors)
         self.counters.learner_steps += 1
         self.counters.samples += train.batch_size
@@ -518,6 +518,7 @@ class Trainer:
                 "progress/learner_steps": float(c.learner_steps),
                 "replay/unroll_starts_per_position": starts_per_position,
                 "replay/reanalysis_shift_pips": self.learner.reanalysis_shift,
+                "progress/learning_rate": self.losses.get("learning_rate"),
                 "episode/pips": recent["pips_per_episode"],
                 "episode/win_rate": recent["win_rate"],
                 "episode/trades": recent["trades_per_episode"],

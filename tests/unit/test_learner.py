@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from micro.config import Config, replace
 from micro.model.networks import StochasticMuZeroNet
-from micro.train.learner import LOSS_TERMS, Learner, scale_gradient
+from micro.train.learner import LOSS_TERMS, Learner, learning_rate, scale_gradient
 from micro.train.replay import ReplayBuffer, Trajectory
 
 
@@ -127,3 +128,48 @@ def test_reanalysis_bootstraps_targets_from_the_current_networks_values() -> Non
             rtol=1e-5, atol=1e-4,
         )  # fmt: skip
     assert not np.array_equal(best, out.value.numpy())
+
+
+def test_learning_rate_is_constant_then_decays_linearly_to_its_end() -> None:
+    constant = small_config()
+    assert learning_rate(constant, 0) == learning_rate(constant, 10**6) == 3e-3
+    decaying = replace(
+        constant,
+        **{
+            "train.learning_rate_end": 1e-3,
+            "train.learning_rate_decay_start": 100,
+            "train.learning_rate_decay_episodes": 400,
+        },
+    )
+    rates = [learning_rate(decaying, e) for e in (0, 100, 300, 500, 10**6)]
+    np.testing.assert_allclose(rates, [3e-3, 3e-3, 2e-3, 1e-3, 1e-3])
+
+
+def test_learner_steps_at_the_scheduled_rate() -> None:
+    # The rate is set from the episode count on every step (so a resumed run continues on the
+    # schedule) and an Adam step's size follows it: a parameter moves about lr per step.
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    config = replace(
+        small_config(),
+        **{
+            "train.weight_decay": 0.0,
+            "train.learning_rate_end": 3e-5,
+            "train.learning_rate_decay_start": 0,
+            "train.learning_rate_decay_episodes": 10,
+        },
+    )
+    net = StochasticMuZeroNet(config.model, window=config.features.window)
+    learner = Learner(net, config)
+    batch = filled_replay(config, rng).sample(32, rng)
+    windows = rng.normal(size=(32, config.features.window, 9)).astype(np.float32)
+    moves = {}
+    for episodes in (0, 10):
+        before = [p.detach().clone() for p in net.parameters()]
+        report, _ = learner.step(batch, windows, episodes)
+        assert report["learning_rate"] == learning_rate(config, episodes)
+        after = [p.detach() for p in net.parameters()]
+        pairs = zip(after, before, strict=True)
+        moves[episodes] = max(float((a - b).abs().max()) for a, b in pairs)
+    assert moves[0] == pytest.approx(3e-3, rel=0.05)
+    assert moves[10] < 0.05 * moves[0]
