@@ -77,11 +77,19 @@ def median_ms(step, repeats: int) -> float:
     return 1000.0 * float(np.median(times))
 
 
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # bad input: one line, exit status 2, nothing run
+        print(f"bench/replay.py: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--capacity", type=int, default=Config().train.replay_capacity)
     parser.add_argument("--repeats", type=int, default=30, help="timed steps per variant")
     args = parser.parse_args()
+    if args.capacity < 1000 or args.repeats < 1:
+        parser.error("--capacity must be at least 1000 positions and --repeats at least 1")
     batch = Config().train.batch_size
     rng = np.random.default_rng(0)
 
