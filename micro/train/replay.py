@@ -103,7 +103,8 @@ class SumTree:
         return float(self.tree[1])
 
     def __getitem__(self, slots: np.ndarray) -> np.ndarray:
-        return self.tree[self.leaves + slots]
+        leaves: np.ndarray = self.tree[self.leaves + slots]
+        return leaves
 
     def set(self, slots: np.ndarray, priorities: np.ndarray) -> None:
         """Leaf `slots[i]` := `priorities[i]` (the last write wins for a repeated slot)."""
