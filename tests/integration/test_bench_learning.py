@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import run_bench
+
 TINY = [
     "model.tcn_channels=16",
     "model.hidden=32",
@@ -42,14 +41,7 @@ FIGURES = {
 
 
 def bench(*args: str, timeout: float = 1200) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(REPO / "bench" / "learning.py"), *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_bench("learning.py", *args, timeout=timeout)
 
 
 @pytest.mark.slow
