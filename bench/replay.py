@@ -115,11 +115,12 @@ def main() -> None:
     plain_ms = median_ms(plain_step, args.repeats)
 
     # Does the tree draw by priority? Mean priority of drawn ids, tree vs plain, same buffer.
+    def drawn_priority(ids: np.ndarray) -> float:
+        return float(prioritised.priority[ids % prioritised.capacity].mean())
+
     draws = 40
-    tree_mean = np.mean(
-        [prioritised.priority[prioritised.sample(batch, rng).ids % n].mean() for _ in range(draws)]
-    )
-    plain_mean = np.mean([prioritised.priority[plain_draw() % n].mean() for _ in range(draws)])
+    tree_mean = np.mean([drawn_priority(prioritised.sample(batch, rng).ids) for _ in range(draws)])
+    plain_mean = np.mean([drawn_priority(plain_draw()) for _ in range(draws)])
     stored_mean = float(prioritised.priority.total / n)
 
     uniform = filled(False, args.capacity, seed=1)
