@@ -183,6 +183,9 @@ class TrainConfig:
     learning_rate_decay_episodes: int = _f(0, ge=0)
     """Episodes over which the learning rate goes linearly from `learning_rate` to
     `learning_rate_end` after `learning_rate_decay_start`; 0: constant `learning_rate`."""
+    weight_average: float = _f(0.0, ge=0.0, lt=1.0)
+    """Decay of an exponential moving average of the learner's weights, updated every step;
+    when > 0 the actors play and the checkpoints carry the average (0: the learner's own)."""
     weight_decay: float = _f(1e-4, ge=0.0)
     """Adam (decoupled) weight decay."""
     grad_clip: float = _f(5.0, gt=0.0)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from micro.config import Config
 from micro.env.actions import NUM_ACTIONS, legal_mask
@@ -147,7 +148,11 @@ def learning_rate(config: Config, episodes: int) -> float:
 
 
 class Learner:
-    """Owns the optimiser; `step(batch, windows)` applies one clipped AdamW update."""
+    """Owns the optimiser; `step(batch, windows)` applies one clipped AdamW update.
+
+    With `train.weight_average` > 0 it also keeps an exponential moving average of the weights
+    (torch's `AveragedModel`); `acting` is the network the actors and checkpoints get.
+    """
 
     def __init__(self, net: torch.nn.Module, config: Config) -> None:
         self.net = net
@@ -159,8 +164,21 @@ class Learner:
             lr=config.train.learning_rate,
             weight_decay=config.train.weight_decay,
         )
+        decay = config.train.weight_average
+        self.average = (
+            AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(decay))
+            if decay > 0
+            else None
+        )
         self.steps = 0
         self.reanalysis_shift: float | None = None  # mean |fresh − stored| of the last batch
+
+    @property
+    def acting(self) -> torch.nn.Module:
+        """The weights that leave the learner: the moving average when on, else the network."""
+        if self.average is None:
+            return self.net
+        return self.average.module
 
     def reanalyse(self, batch: Batch, points: BootstrapPoints, windows: np.ndarray) -> Batch:
         """`batch` with its value targets bootstrapped from the current network's values of
@@ -196,6 +214,8 @@ class Learner:
             self.net.parameters(), self.config.train.grad_clip
         )
         self.optimizer.step()
+        if self.average is not None:
+            self.average.update_parameters(self.net)
         self.steps += 1
         self.net.eval()
         report = dict(out.terms)

@@ -137,10 +137,17 @@ class Trainer:
             return
         loaded = load_checkpoint(path, self.config)
         self._check_same_data(path, loaded.data_fingerprint)
-        self.net.load_state_dict(loaded.net.state_dict())
+        state = loaded.trainer_state or {}
+        average = self.learner.average
+        if average is not None:  # the average goes on from the checkpoint's weights
+            average.module.load_state_dict(loaded.net.state_dict())
+            average.n_averaged.fill_(max(1, loaded.learner_step))  # so the next step blends
+        if "learner_weights" in state:  # the checkpoint's own weights are the average
+            self.net.load_state_dict(state["learner_weights"])
+        else:
+            self.net.load_state_dict(loaded.net.state_dict())
         if loaded.optimizer_state:
             self.learner.optimizer.load_state_dict(loaded.optimizer_state)
-        state = loaded.trainer_state or {}
         c = self.counters
         c.episodes = int(state.get("episodes", 0))
         c.learner_steps = int(state.get("learner_steps", 0))
@@ -173,7 +180,7 @@ class Trainer:
 
     def _trainer_state(self) -> dict:
         c = self.counters
-        return {
+        state: dict[str, Any] = {
             "episodes": c.episodes,
             "learner_steps": c.learner_steps,
             "env_steps": c.env_steps,
@@ -185,13 +192,16 @@ class Trainer:
             "rng": self.rng.bit_generator.state,
             "torch_rng": torch.get_rng_state(),
         }
+        if self.learner.average is not None:  # the checkpoint carries the average: keep ours
+            state["learner_weights"] = {k: v.detach() for k, v in self.net.state_dict().items()}
+        return state
 
     def save(self, path: Path) -> None:
         from micro.model.checkpoint import save_checkpoint
 
         save_checkpoint(
             path,
-            self.net,
+            self.learner.acting,
             self.config,
             episode=self.counters.episodes,
             learner_step=self.counters.learner_steps,
@@ -209,7 +219,8 @@ class Trainer:
     # ------------------------------------------------------------------ actors
 
     def _weights_message(self) -> tuple[int, int, dict]:
-        state = {k: v.detach().cpu().numpy().copy() for k, v in self.net.state_dict().items()}
+        acting = self.learner.acting.state_dict()
+        state = {k: v.detach().cpu().numpy().copy() for k, v in acting.items()}
         return (self.counters.weight_version, self.counters.episodes, state)
 
     def _actor_spec(self, actor_id: int) -> ActorSpec:

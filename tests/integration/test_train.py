@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from micro.config import load_config
 from micro.errors import UserError
@@ -112,6 +113,34 @@ def test_reanalysis_refreshes_the_value_targets_of_a_real_run(trained_home: Path
     assert final["learner_steps"] >= 1
     # the network's values differ from the ones the search stored: the targets did change
     assert final["reanalysis_shift_pips"] > 0
+
+
+def test_a_weight_average_reaches_the_checkpoints_and_a_resumed_run_keeps_both(
+    trained_home: Path,
+) -> None:
+    # `train.weight_average`: the checkpoint's weights (what the validator and the actors get)
+    # are the average; the learner's own weights travel in the trainer state for a resume.
+    average = ("--set", "train.weight_average=0.9")
+    result = run_micro(trained_home, "train", "--max-episodes", "16", *average, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    config = load_config(trained_home, environ={})
+    first = load_checkpoint(trained_home / "checkpoints" / "latest.pth", config)
+    assert first.learner_step >= 2
+    own = first.trainer_state["learner_weights"]
+    acting = first.net.state_dict()
+    assert own.keys() == acting.keys()
+    assert any(not torch.equal(own[k], acting[k]) for k in own)
+    # resumed with a slow average: it goes on from the first run's average (a restart would
+    # copy the learner's own weights at the first step and land far from it)
+    slow = ("--set", "train.weight_average=0.999")
+    result = run_micro(trained_home, "train", "--max-episodes", "8", *slow, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    second = load_checkpoint(trained_home / "checkpoints" / "latest.pth", config)
+    assert second.learner_step > first.learner_step  # resumed: the counters go on
+    after = second.net.state_dict()
+    moved = sum(float((after[k] - acting[k]).abs().sum()) for k in own)
+    apart = sum(float((own[k] - acting[k]).abs().sum()) for k in own)
+    assert moved < 0.25 * apart
 
 
 def test_sigterm_writes_latest_and_exits_0_quickly_leaving_no_actor(trained_home: Path) -> None:

@@ -173,3 +173,29 @@ def test_learner_steps_at_the_scheduled_rate() -> None:
         moves[episodes] = max(float((a - b).abs().max()) for a, b in pairs)
     assert moves[0] == pytest.approx(3e-3, rel=0.05)
     assert moves[10] < 0.05 * moves[0]
+
+
+def test_weight_average_follows_the_learner_as_an_exponential_moving_average() -> None:
+    # Off: the acting network is the learner's own. On: after each step the average moves by
+    # (1 − decay) toward the learner's new weights, and the learner itself is untouched by it.
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    plain = small_config()
+    net = StochasticMuZeroNet(plain.model, window=plain.features.window)
+    assert Learner(net, plain).acting is net
+    config = replace(plain, **{"train.weight_average": 0.9})
+    learner = Learner(net, config)
+    start = [p.detach().clone() for p in net.parameters()]
+    batch = filled_replay(config, rng).sample(32, rng)
+    windows = rng.normal(size=(32, config.features.window, 9)).astype(np.float32)
+    learner.step(batch, windows)  # the first update copies the learner's weights
+    for a, p in zip(learner.acting.parameters(), net.parameters(), strict=True):
+        torch.testing.assert_close(a, p)
+    previous = [p.detach().clone() for p in learner.acting.parameters()]
+    learner.step(batch, windows)
+    pairs = zip(learner.acting.parameters(), previous, net.parameters(), strict=True)
+    for a, before, p in pairs:
+        torch.testing.assert_close(a, 0.9 * before + 0.1 * p.detach())
+    assert any(not torch.equal(p, s) for p, s in zip(net.parameters(), start, strict=True))
+    assert learner.acting is not net
+    assert learner.acting.state_dict().keys() == net.state_dict().keys()
