@@ -166,9 +166,7 @@ class Learner:
         )
         decay = config.train.weight_average
         self.average = (
-            AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(decay))
-            if decay > 0
-            else None
+            AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(decay)) if decay > 0 else None
         )
         self.steps = 0
         self.reanalysis_shift: float | None = None  # mean |fresh − stored| of the last batch
