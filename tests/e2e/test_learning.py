@@ -50,6 +50,7 @@ def train(home: Path, regime: str, episodes: int, *knobs: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 385 s on CI; over 600 s on a slower 2-core machine (episode budget)
 def test_trained_agent_times_its_entries_on_unseen_sessions_of_an_unseen_trend(
     home: Path,
 ) -> None:
