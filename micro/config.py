@@ -224,6 +224,12 @@ class TrainConfig:
     """What the n-step value target bootstraps from: the search's root value (`search`, a
     visit-weighted mean that includes the explored actions) or the best searched action's Q
     (`best`: the value of acting greedily from there on, not charged for exploration)."""
+    cut_explored: bool = False
+    """Cut each n-step value target at the first exploratory decision after its position (one
+    whose action is not the search's best): the target sums the rewards before it and bootstraps
+    from that position's stored value, so the value of the action taken is greedy play's after
+    it (as `value_bootstrap` best values the bootstrap itself), not charged for the explored
+    entries and exits of the n steps (Watkins's Q(λ) cut)."""
     entry_exploration: float = _f(0.25, ge=0.0, le=1.0)
     """The same chance for a flat position's decision to enter or stay out; otherwise it takes
     the search's best action with no root noise. 1: every flat decision explores. With a decay

@@ -47,6 +47,7 @@ class Rationale:
     value: np.ndarray  # [B] float32 root search value (pips)
     network_value: np.ndarray  # [B] float32 raw value prediction at the root
     policy_target: np.ndarray  # [B, 4] float32
+    best_action: np.ndarray  # [B] int64 the search's best action (what greedy play takes)
 
 
 class Agent:
@@ -137,4 +138,5 @@ def rationale(result: SearchResult) -> Rationale:
         value=result.value.astype(np.float32),
         network_value=result.network_value.astype(np.float32),
         policy_target=result.policy_target.astype(np.float32),
+        best_action=result.best_action.astype(np.int64),
     )

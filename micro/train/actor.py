@@ -209,6 +209,7 @@ class SelfPlay:
         outcomes = np.zeros((b, steps), np.int8)
         root_values = np.zeros((b, steps), np.float32)
         policies = np.zeros((b, steps, NUM_ACTIONS), np.float32)
+        explored = np.zeros((b, steps), bool)
         pips = np.zeros(b)
         trades = np.zeros(b, np.int64)
         wins = np.zeros(b, np.int64)
@@ -244,6 +245,7 @@ class SelfPlay:
             actions[:, t] = chosen
             root_values[:, t] = bootstrap_values(rationale, self.config.train.value_bootstrap)
             policies[:, t] = rationale.policy_target
+            explored[:, t] = chosen != rationale.best_action
             result = self.env.step(chosen)
             rewards[:, t] = result.reward
             outcomes[:, t] = result.outcome
@@ -278,6 +280,7 @@ class SelfPlay:
                 actor=self.spec.actor_id,
                 node=self.node,
                 end_value=float(end_values[i]),
+                explored=explored[i, :n].copy(),
             )
             summary = EpisodeSummary(
                 pips=float(pips[i]),

@@ -35,6 +35,7 @@ class Trajectory:
     actor: int  # actor id
     node: str = ""  # Ray node id of the machine the actor ran on ("": a local actor process)
     end_value: float = 0.0  # pips the targets bootstrap from past the last step (0: terminal)
+    explored: np.ndarray | None = None  # [T] bool action taken was not the search's best (None: no)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -143,6 +144,7 @@ class ReplayBuffer:
         prioritized: bool = False,
         priority_alpha: float = 0.6,
         priority_beta: float = 0.4,
+        cut_explored: bool = False,
     ) -> None:
         self.capacity = capacity
         self.unroll_steps = unroll_steps
@@ -151,6 +153,7 @@ class ReplayBuffer:
         self.prioritized = prioritized
         self.alpha = priority_alpha
         self.beta = priority_beta
+        self.cut_explored = cut_explored
         c = capacity
         self.rows = np.zeros(c, np.int64)
         self.static = np.zeros((c, 6), np.float32)
@@ -160,6 +163,7 @@ class ReplayBuffer:
         self.outcomes = np.zeros(c, np.int8)
         self.root_values = np.zeros(c, np.float32)
         self.policies = np.zeros((c, NUM_ACTIONS), np.float32)
+        self.explored = np.zeros(c, bool)
         self.episode_end = np.zeros(c, np.int64)  # absolute id one past the episode's last step
         self.end_value = np.zeros(c, np.float32)  # the episode's value past its end (pips)
         self.priority = SumTree(c if prioritized else 1)
@@ -189,6 +193,7 @@ class ReplayBuffer:
         self.outcomes[slots] = trajectory.outcomes
         self.root_values[slots] = trajectory.root_values
         self.policies[slots] = trajectory.policies
+        self.explored[slots] = False if trajectory.explored is None else trajectory.explored
         self.episode_end[slots] = start + t
         self.end_value[slots] = trajectory.end_value
         self.total += t
@@ -225,22 +230,39 @@ class ReplayBuffer:
 
     # ------------------------------------------------------------------ targets
 
+    def _horizons(self, ids: np.ndarray, end: np.ndarray) -> np.ndarray:
+        """[...] steps of real reward the value targets of `ids` sum before they bootstrap.
+
+        n, or with `cut_explored` the steps to the first exploratory decision after the
+        position, whichever comes first. The position's own action is what its target values
+        (the afterstate Q of the action taken is trained on it), so it is never cut there.
+        """
+        horizon = np.full(ids.shape, self.n_step, np.int64)
+        if self.cut_explored:
+            for m in range(self.n_step - 1, 0, -1):  # the earliest exploratory step wins
+                j = ids + m
+                explored = (j < end) & self.explored[j % self.capacity]
+                horizon = np.where(explored, m, horizon)
+        return horizon
+
     def _n_step_values(self, ids: np.ndarray, end: np.ndarray, end_value: np.ndarray) -> np.ndarray:
         """[...] absolute ids, their episodes' ends and end values -> n-step value targets (pips).
 
-        z_j = Σ_{m<n} γ^m r_{j+m} + γ^n v_{j+n}, where v at the episode's end is its end value
-        (0: the session end is a true terminal; `train.session_end` bootstrap: the last bar's
-        search value) and terms past it are 0. Ids at or past their episode's end get 0.
+        z_j = Σ_{m<h} γ^m r_{j+m} + γ^h v_{j+h}, with h = n (or the steps to the next
+        exploratory decision: `_horizons`), where v at the episode's end is its end value (0: the
+        session end is a true terminal; `train.session_end` bootstrap: the last bar's search
+        value) and terms past it are 0. Ids at or past their episode's end get 0.
         """
         inside = ids < end
+        horizon = self._horizons(ids, end)
         value = np.zeros(ids.shape, np.float64)
         for m in range(self.n_step):
             j = ids + m
-            ok = inside & (j < end)
+            ok = inside & (j < end) & (m < horizon)
             value += np.where(ok, self.discount**m * self.rewards[j % self.capacity], 0.0)
-        j = ids + self.n_step
+        j = ids + horizon
         ok = inside & (j < end)
-        value += np.where(ok, self.discount**self.n_step * self.root_values[j % self.capacity], 0.0)
+        value += np.where(ok, self.discount**horizon * self.root_values[j % self.capacity], 0.0)
         cut = inside & (j >= end)  # the n steps reach the end: bootstrap from the end value
         value += np.where(cut, self.discount ** (end - ids).clip(0) * end_value, 0.0)
         return value.astype(np.float32)
@@ -267,7 +289,8 @@ class ReplayBuffer:
         not among them: it belongs to a bar no position of the buffer holds).
         """
         u = self._unroll(ids)
-        j = u.value_ids + self.n_step
+        horizon = self._horizons(u.value_ids, u.episode_end)
+        j = u.value_ids + horizon
         ok = (u.value_ids < u.episode_end) & (j < u.episode_end)
         target = np.flatnonzero(ok)
         slots = j.reshape(-1)[target] % self.capacity
@@ -276,7 +299,7 @@ class ReplayBuffer:
             rows=self.rows[slots],
             static=self.static[slots],
             side=self.side[slots],
-            weight=np.full(len(target), self.discount**self.n_step, np.float32),
+            weight=(self.discount ** horizon.reshape(-1)[target]).astype(np.float32),
             stored=self.root_values[slots],
         )
 

@@ -102,6 +102,7 @@ class Trainer:
             prioritized=config.train.prioritized,
             priority_alpha=config.train.priority_alpha,
             priority_beta=config.train.priority_beta,
+            cut_explored=config.train.cut_explored,
         )
         self.counters = Counters()
         self.rng = np.random.default_rng(config.train.seed)

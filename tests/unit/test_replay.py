@@ -147,6 +147,48 @@ def test_bootstrap_points_are_exactly_the_stored_values_the_targets_use() -> Non
     np.testing.assert_allclose(batch.value_target - zeroed.value_target, change.reshape(4, 3))
 
 
+def test_cut_explored_bootstraps_at_the_first_exploratory_decision() -> None:
+    # `train.cut_explored`: a target sums rewards up to the first step after its own whose
+    # action was explored and bootstraps from that step's stored value; without exploration in
+    # reach, or with the knob off, the plain n-step target. Its own action is what it values,
+    # explored or not.
+    explored = np.array([False, False, True, False, False, False])
+    trajectory = dataclasses.replace(
+        episode([1, 2, 4, 8, 16, 32], [10, 20, 40, 80, 160, 320]), explored=explored
+    )
+    replay = buffer(n_step=3, cut_explored=True)
+    replay.add(trajectory)
+    batch = replay._batch(np.array([0, 3]), np.ones(2, np.float32))
+    # z_0 = r0 + γ r1 + γ² v2 (step 2 explored, cut there) = 1 + 1 + 0.25 × 40 = 12
+    # z_1 = r1 + γ v2 = 2 + 20 = 22;  z_2 = r2 + γ r3 + γ² r4 + γ³ v5 = 4 + 4 + 4 + 40 = 52
+    # z_3 = r3 + γ r4 + γ² r5 (the end: terminal) = 8 + 8 + 8 = 24;  z_4 = 32;  z_5 = 32
+    np.testing.assert_allclose(batch.value_target[0], [12, 22, 52])
+    np.testing.assert_allclose(batch.value_target[1], [24, 32, 32])
+    plain = buffer(n_step=3)
+    plain.add(trajectory)
+    uncut = plain._batch(np.array([0]), np.ones(1, np.float32))
+    # z_0 = 1 + 1 + 1 + 0.125 × 80 = 13;  z_1 = 2 + 2 + 2 + 0.125 × 160 = 26;  z_2 = 52
+    np.testing.assert_allclose(uncut.value_target[0], [13, 26, 52])
+    # Reanalysis swaps exactly the values the cut targets bootstrap from, at their own weight.
+    points = replay.bootstrap_points(np.array([0]))
+    assert sorted(zip(points.target.tolist(), points.rows.tolist(), strict=True)) == [
+        (0, 102), (1, 102), (2, 105),
+    ]  # fmt: skip
+    np.testing.assert_allclose(points.weight, [0.25, 0.5, 0.125])
+    replay.root_values[:] = 0.0
+    zeroed = replay._batch(np.array([0]), np.ones(1, np.float32))
+    change = np.zeros(3, np.float32)
+    np.add.at(change, points.target, points.weight * points.stored)
+    np.testing.assert_allclose(batch.value_target[0] - zeroed.value_target[0], change)
+
+
+def test_an_episode_without_exploration_flags_is_never_cut() -> None:
+    replay = buffer(n_step=3, cut_explored=True)
+    replay.add(episode([1, 2, 4, 8, 16, 32], [10, 20, 40, 80, 160, 320]))
+    batch = replay._batch(np.array([0]), np.ones(1, np.float32))
+    np.testing.assert_allclose(batch.value_target[0], [13, 26, 52])
+
+
 def test_sum_tree_draws_each_slot_by_its_share_of_the_mass_and_never_an_empty_one() -> None:
     tree = SumTree(5)  # not a power of two: 8 leaves, three never set
     tree.set(np.array([0, 1, 3, 4]), np.array([1.0, 2.0, 3.0, 4.0]))

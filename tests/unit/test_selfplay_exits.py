@@ -190,6 +190,7 @@ def test_the_best_bootstrap_takes_the_highest_searched_q_and_search_the_root_val
         value=np.array([1.0, -0.5, -2.0], np.float32),
         network_value=np.zeros(3, np.float32),
         policy_target=np.full((3, 4), 0.25, np.float32),
+        best_action=np.array([1, 0, 0], np.int64),
     )
     np.testing.assert_array_equal(bootstrap_values(rationale, "search"), [1.0, -0.5, -2.0])
     best = bootstrap_values(rationale, "best")
@@ -211,6 +212,24 @@ def test_self_play_stores_the_bootstrap_values_of_its_searches() -> None:
             np.testing.assert_array_equal(trajectory.root_values, expected[i, :n])
         values = np.stack([why.value for why in searches], axis=1)
         assert (kind == "search") == np.array_equal(expected, values)
+
+
+def test_self_play_marks_the_decisions_that_did_not_take_the_search_best_action() -> None:
+    # What `train.cut_explored` cuts the value targets at: through the actor's real loop, a step
+    # is explored exactly when its action is not the search's best; exploring every decision
+    # marks some, exploring none marks none.
+    for chance in (1.0, 0.0):
+        self_play = actor("best", chance, chance)
+        decisions = recorded(self_play)
+        episodes = play(self_play)
+        taken = np.stack([actions for _, actions, _ in decisions], axis=1)  # [B, T]
+        best = np.stack([why.best_action for _, _, why in decisions], axis=1)
+        for i, (trajectory, _) in enumerate(episodes):
+            n = len(trajectory.actions)
+            assert trajectory.explored is not None
+            np.testing.assert_array_equal(trajectory.explored, taken[i, :n] != best[i, :n])
+        marked = sum(int(trajectory.explored.sum()) for trajectory, _ in episodes)
+        assert (marked > 0) == (chance == 1.0)
 
 
 def test_a_cut_session_bootstraps_from_its_last_bar_searched_as_if_it_went_on() -> None:
