@@ -131,6 +131,10 @@ class ModelConfig:
     """Value support: integer bins −n..n in h-space (h(x) = sign(x)(√(|x|+1)−1)+εx, x in pips)."""
     reward_support: int = _f(8, ge=2, le=300)
     """Reward support: integer bins −n..n in h-space (pips per bar)."""
+    support_mean: Literal["h", "pips"] = _f("h", choices=("h", "pips"))
+    """What a value or reward distribution over the bins decodes to: `h` (MuZero's) h⁻¹ of its
+    mean in h-space, which shrinks a noisy target towards 0; `pips` its mean in pips, each bin
+    standing for h⁻¹ of itself and the two-hot targets split linearly in pips."""
 
 
 @dataclass(frozen=True)
@@ -452,12 +456,21 @@ class Config:
     def section_hash(self, *sections: str) -> str:
         """sha256 (16 hex) of the named sections: tells whether two configs are compatible."""
         plain = {s: _to_plain(getattr(self, s), redact=False) for s in sections}
+        for s, keys in LATER_KEYS.items():  # at the behaviour before them: hashed as before
+            for key, before in keys.items():
+                if s in plain and plain[s].get(key) == before:
+                    del plain[s][key]
         blob = json.dumps(plain, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
 # Sections whose values change the meaning of a checkpoint's weights.
 MODEL_SECTIONS = ("features", "model")
+
+# Settings of those sections added after checkpoints were first written, with the value that
+# gives the behaviour before them: a checkpoint without one was made with that value, and a
+# config at that value hashes as it did before the setting existed.
+LATER_KEYS: dict[str, dict[str, Any]] = {"model": {"support_mean": "h"}}
 
 
 def _to_plain(obj: Any, redact: bool) -> Any:

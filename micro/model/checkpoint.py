@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from micro.atomic import read_json, write_json, write_with
-from micro.config import MODEL_SECTIONS, Config
+from micro.config import LATER_KEYS, MODEL_SECTIONS, Config
 from micro.errors import CheckpointError
 from micro.features import FEATURE_VERSION
 from micro.model.networks import StochasticMuZeroNet
@@ -173,6 +173,8 @@ def config_differences(stored: dict[str, Any], config: Config) -> list[str]:
         theirs = stored.get(section, {}) if isinstance(stored, dict) else {}
         ours = running[section]
         for key in sorted(set(theirs) | set(ours)):
+            if key not in theirs and LATER_KEYS.get(section, {}).get(key, theirs) == ours[key]:
+                continue  # written before the setting existed, with its behaviour then
             if key not in theirs:
                 out.append(f"{section}.{key}: not in checkpoint, running {ours[key]!r}")
             elif key not in ours:

@@ -258,8 +258,8 @@ class StochasticMuZeroNet(nn.Module):
         self.window = window
         self.n_features = n_features
         self.n_static = n_static
-        self.value_support = Support(model_cfg.value_support)
-        self.reward_support = Support(model_cfg.reward_support)
+        self.value_support = Support(model_cfg.value_support, model_cfg.support_mean)
+        self.reward_support = Support(model_cfg.reward_support, model_cfg.support_mean)
         self.representation = Representation(model_cfg, window, n_features, n_static)
         # φ(s, a): residual update of s by the action, then rescaled.
         self.afterstate_mlp = _ConditionedMlp(hidden, mlp_hidden, NUM_ACTIONS)

@@ -45,25 +45,47 @@ def h_inverse_numpy(y: np.ndarray) -> np.ndarray:
     return out
 
 
-class Support:
-    """Integer bins −n..n in h-space over a scalar in pips: two-hot targets and decoding."""
+SUPPORT_MEANS = ("h", "pips")
 
-    def __init__(self, n: int) -> None:
+
+class Support:
+    """Integer bins −n..n in h-space over a scalar in pips: two-hot targets and decoding.
+
+    `mean` says what a distribution over the bins means. `h` (MuZero's): the two-hot splits a
+    target between its two bins linearly in h-space, and a prediction decodes as h⁻¹ of its
+    expectation in h-space, which for a spread-out distribution is less than its mean in pips
+    (h is concave on each side of 0: Jensen). `pips`: each bin stands for h⁻¹ of itself in pips,
+    the two-hot splits linearly in pips and a prediction decodes as its expectation in pips, so
+    the value a noisy target is learned to is its mean (as DreamerV3's two-hot on its bins).
+    """
+
+    def __init__(self, n: int, mean: str = "h") -> None:
         if n < 1:
             raise ValueError(f"a support needs n >= 1 bins each side, got {n}")
+        if mean not in SUPPORT_MEANS:
+            raise ValueError(f"a support's mean is one of {SUPPORT_MEANS}, got {mean!r}")
         self.n = n
         self.size = 2 * n + 1
+        self.mean = mean
         self.bins = torch.arange(-n, n + 1, dtype=torch.float32)  # [2n+1] h-space
+        self.points = h_inverse(self.bins.to(torch.float64)).to(torch.float32)  # [2n+1] pips
         self.max_pips = float(h_inverse(torch.tensor(float(n), dtype=torch.float64)))
 
     def __repr__(self) -> str:
-        return f"Support(n={self.n}, ±{self.max_pips:.1f} pips)"
+        return f"Support(n={self.n}, ±{self.max_pips:.1f} pips, mean={self.mean})"
 
     def two_hot(self, x: torch.Tensor) -> torch.Tensor:
         """x [B] pips -> [B, 2n+1] probabilities on the two bins around h(x) (clipped to ±n)."""
-        y = h(x.to(torch.float32)).clamp(-self.n, self.n)  # [B] h-space
+        x = x.to(torch.float32)
+        y = h(x).clamp(-self.n, self.n)  # [B] h-space
         lower = torch.floor(y).clamp(max=self.n - 1)  # [B] the end bin takes weight 1 at +n
-        upper_weight = y - lower  # [B] in [0, 1]
+        if self.mean == "h":
+            upper_weight = y - lower  # [B] in [0, 1]
+        else:
+            points = self.points.to(x.device)
+            left = points[(lower + self.n).to(torch.int64)]
+            right = points[(lower + self.n + 1).to(torch.int64)]
+            upper_weight = ((x - left) / (right - left)).clamp(0.0, 1.0)
         index = (lower + self.n).to(torch.int64).unsqueeze(-1)  # [B, 1]
         out = torch.zeros(*y.shape, self.size, dtype=torch.float32, device=x.device)
         out.scatter_add_(-1, index, (1.0 - upper_weight).unsqueeze(-1))
@@ -71,10 +93,14 @@ class Support:
         return out
 
     def to_scalar(self, logits: torch.Tensor) -> torch.Tensor:
-        """logits [B, 2n+1] -> [B] pips: softmax expectation in h-space, then h⁻¹."""
+        """logits [B, 2n+1] -> [B] pips: the softmax's expectation (`mean`: h⁻¹ of it in h-space,
+        or in pips)."""
         probs = torch.softmax(logits, dim=-1)
-        if self.bins.device != probs.device:
-            self.bins = self.bins.to(probs.device)  # moved once, not per call
+        if self.bins.device != probs.device:  # moved once, not per call
+            self.bins = self.bins.to(probs.device)
+            self.points = self.points.to(probs.device)
+        if self.mean == "pips":
+            return probs @ self.points.to(probs.dtype)
         return h_inverse(probs @ self.bins.to(probs.dtype))
 
     def cross_entropy(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

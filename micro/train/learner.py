@@ -157,8 +157,8 @@ class Learner:
     def __init__(self, net: torch.nn.Module, config: Config) -> None:
         self.net = net
         self.config = config
-        self.value_support = Support(config.model.value_support)
-        self.reward_support = Support(config.model.reward_support)
+        self.value_support = Support(config.model.value_support, config.model.support_mean)
+        self.reward_support = Support(config.model.reward_support, config.model.support_mean)
         self.optimizer = torch.optim.AdamW(
             net.parameters(),
             lr=config.train.learning_rate,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import shutil
 from datetime import UTC, datetime
@@ -266,3 +267,25 @@ def test_state_torch_cannot_load_safely_is_refused_at_save_time(
             trainer_state={"rng": np.zeros(3)},
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_checkpoint_from_before_a_later_setting_loads_at_that_setting_s_old_behaviour(
+    tmp_path: Path, config: Config
+) -> None:
+    # `model.support_mean` came after checkpoints were first written: one without it was made
+    # with `h`, so it loads under `h` (and a config at `h` hashes as before the setting) and is
+    # refused, naming the setting, under `pips`.
+    path = tmp_path / "old.pth"
+    save_checkpoint(path, _net(config), config, episode=7, learner_step=1)
+    payload = torch.load(path, weights_only=True)
+    del payload["config"]["model"]["support_mean"]
+    torch.save(payload, path)
+    sidecar_path(path).unlink()  # its sha256 is of the file before the edit
+    assert load_checkpoint(path, config).episode == 7
+    with pytest.raises(CheckpointError, match="model.support_mean: not in checkpoint"):
+        load_checkpoint(path, replace(config, **{"model.support_mean": "pips"}))
+    plain = {s: config.to_dict(redact=False)[s] for s in MODEL_SECTIONS}
+    del plain["model"]["support_mean"]
+    before = hashlib.sha256(json.dumps(plain, sort_keys=True).encode()).hexdigest()[:16]
+    assert config.section_hash(*MODEL_SECTIONS) == before
+    assert replace(config, **{"model.support_mean": "pips"}).section_hash(*MODEL_SECTIONS) != before

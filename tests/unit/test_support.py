@@ -113,3 +113,36 @@ def test_cross_entropy_is_smallest_at_the_two_hot_target() -> None:
 def test_a_support_needs_at_least_one_bin_each_side() -> None:
     with pytest.raises(ValueError, match="n >= 1"):
         Support(0)
+
+
+def test_the_pips_mean_two_hot_puts_the_expectation_at_x_in_pips_and_round_trips() -> None:
+    support = Support(ModelConfig().value_support, "pips")
+    x = torch.linspace(-support.max_pips, support.max_pips, 2001)
+    target = support.two_hot(x)
+    torch.testing.assert_close(target.sum(-1), torch.ones(2001))
+    torch.testing.assert_close(target @ support.points, x, rtol=1e-4, atol=1e-3)
+    decoded = support.to_scalar(torch.log(target))
+    torch.testing.assert_close(decoded, x, rtol=1e-4, atol=1e-3)
+    clipped = support.two_hot(torch.tensor([-1e5, 1e5]))
+    assert clipped[0, 0] == 1.0 and clipped[1, -1] == 1.0
+
+
+def test_a_noisy_target_decodes_to_its_mean_in_pips_and_below_it_in_h() -> None:
+    # The distribution cross-entropy on two-hot targets is minimised by is the mean of the
+    # targets' two-hots. For noisy returns (mean +20 pips, sd 40, like a held trend trade's) the
+    # `h` decoding reads it as much less than +20 (Jensen: h is concave on each side of 0), the
+    # `pips` decoding as +20.
+    returns = 20.0 + 40.0 * torch.randn(200_000, generator=torch.Generator().manual_seed(0))
+    mean = float(returns.mean())
+    decoded = {}
+    for kind in ("h", "pips"):
+        support = Support(ModelConfig().value_support, kind)
+        best = support.two_hot(returns).mean(0, keepdim=True)
+        decoded[kind] = float(support.to_scalar(torch.log(best))[0])
+    assert decoded["pips"] == pytest.approx(mean, abs=0.05)
+    assert decoded["h"] < mean - 5.0
+
+
+def test_a_support_refuses_an_unknown_mean() -> None:
+    with pytest.raises(ValueError, match="mean"):
+        Support(8, "median")
