@@ -82,7 +82,7 @@ class Support:
         if self.mean == "h":
             upper_weight = y - lower  # [B] in [0, 1]
         else:
-            points = self.points.to(x.device)
+            points = self._on(x.device)[1]
             left = points[(lower + self.n).to(torch.int64)]
             right = points[(lower + self.n + 1).to(torch.int64)]
             upper_weight = ((x - left) / (right - left)).clamp(0.0, 1.0)
@@ -96,12 +96,16 @@ class Support:
         """logits [B, 2n+1] -> [B] pips: the softmax's expectation (`mean`: h⁻¹ of it in h-space,
         or in pips)."""
         probs = torch.softmax(logits, dim=-1)
-        if self.bins.device != probs.device:  # moved once, not per call
-            self.bins = self.bins.to(probs.device)
-            self.points = self.points.to(probs.device)
+        bins, points = self._on(probs.device)
         if self.mean == "pips":
-            return probs @ self.points.to(probs.dtype)
-        return h_inverse(probs @ self.bins.to(probs.dtype))
+            return probs @ points.to(probs.dtype)
+        return h_inverse(probs @ bins.to(probs.dtype))
+
+    def _on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """The bins (h-space) and their points (pips) on `device`: moved once, not per call."""
+        if self.bins.device != device:
+            self.bins, self.points = self.bins.to(device), self.points.to(device)
+        return self.bins, self.points
 
     def cross_entropy(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """logits [B, 2n+1], target x [B] pips -> [B] cross-entropy against two_hot(x)."""
