@@ -18,10 +18,15 @@ extra passes over the same sessions:
   better than the base rates), the log loss, and a reliability table per outcome: σ_c cut into
   10 equal bins, each with its decisions, mean predicted probability and observed frequency.
 - Value error. The network's value of each root, and the search's root value, against the return
-  that followed: G_t = Σ_k γ^k r_{t+k} to the session end (a true terminal), with the env's reward
-  (`env.reward`, pips) and γ = `mcts.discount`: the units the value head is trained on (its
-  n-step targets bootstrap towards this). Reported: mean absolute error and bias (predicted −
-  realised) in pips, and the mean |G| a value of 0 would miss by, for scale.
+  that followed: G_t = Σ_k γ^k r_{t+k} with the env's reward (`env.reward`, pips) and γ =
+  `mcts.discount`: the units the value head is trained on (its n-step targets bootstrap towards
+  this). The session's end is what `train.session_end` made it in training: a true terminal
+  (the sum runs to it), or a cut (`bootstrap`: the sum runs to the last decision and adds the
+  network's value there, as the targets bootstrap through the cut). Reported: mean absolute
+  error and bias (predicted − realised) in pips, the mean |G| a value of 0 would miss by, for
+  scale, and flat and in-position decisions apart, each with the mean the realised returns
+  decode to when a categorical head reads them in h-space (`model.support_mean` h): how much of
+  a bias is that decoding's shrinkage of noisy returns rather than the play.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from micro.env.trading import Observation, run_sessions
 from micro.features.outcomes import DOWN, NEUTRAL, UP
 from micro.mcts.search import model_dtype_device, root_legal, to_numpy
 from micro.model.inference import SearchModel
+from micro.model.support import h_inverse_numpy, h_numpy
 from micro.validation.metrics import finite_or_none
 
 if TYPE_CHECKING:
@@ -59,6 +65,7 @@ class DecisionTrace:
     network_value: np.ndarray  # [D, S] float32 pips, the network's value of the root
     search_value: np.ndarray  # [D, S] float32 pips, the search's value of the root
     reward: np.ndarray  # [D, S] float32 pips, the env's reward of the step
+    side: np.ndarray  # [D, S] int8 the position before the decision (0 flat, ±1)
     action_counts: np.ndarray  # [2, 4] int64 actions chosen when flat / in a position
 
 
@@ -71,6 +78,7 @@ class TraceRecorder:
         self._network_value: list[np.ndarray] = []
         self._search_value: list[np.ndarray] = []
         self._reward: list[np.ndarray] = []
+        self._side: list[np.ndarray] = []
         self._counts = np.zeros((2, NUM_ACTIONS), dtype=np.int64)
 
     def record(
@@ -88,6 +96,7 @@ class TraceRecorder:
         self._network_value.append(np.asarray(network_value, dtype=np.float32))
         self._search_value.append(np.asarray(search_value, dtype=np.float32))
         self._reward.append(np.asarray(reward, dtype=np.float32))
+        self._side.append(np.asarray(side, dtype=np.int8))
         np.add.at(self._counts, (np.where(side == 0, FLAT_ROW, IN_POSITION_ROW), actions), 1)
 
     def trace(self) -> DecisionTrace:
@@ -100,6 +109,7 @@ class TraceRecorder:
             network_value=stack(self._network_value, (0, 0), np.float32),
             search_value=stack(self._search_value, (0, 0), np.float32),
             reward=stack(self._reward, (0, 0), np.float32),
+            side=stack(self._side, (0, 0), np.int8),
             action_counts=self._counts.copy(),
         )
 
@@ -275,28 +285,66 @@ def discounted_returns(reward: np.ndarray, discount: float) -> np.ndarray:
     return out
 
 
-def value_error(trace: DecisionTrace, discount: float) -> dict[str, Any]:
-    """Mean absolute error and bias (pips) of the network's and the search's root values."""
-    realised = discounted_returns(trace.reward, discount)  # [D, S]
+def realised_returns(
+    reward: np.ndarray, network_value: np.ndarray, discount: float, session_end: str
+) -> np.ndarray:
+    """[D, S] what each decision's value is trained towards, as greedy play realised it.
+
+    `terminal`: G_t to the session end (`discounted_returns`). `bootstrap`: the end is a cut, so
+    G_t = Σ_{k=t}^{D−2} γ^{k−t} r_k + γ^{D−1−t} v_{D−1}, the rewards to the last decision and then
+    the network's value there (the last step's reward is left out: its forced close is no end).
+    """
+    if session_end == "terminal":
+        return discounted_returns(reward, discount)
+    rewards = np.asarray(reward, dtype=np.float64)  # [D, S]
+    out = np.zeros_like(rewards)
+    if rewards.shape[0] == 0:
+        return out
+    after = np.asarray(network_value[-1], dtype=np.float64)  # [S]
+    out[-1] = after
+    for t in range(rewards.shape[0] - 2, -1, -1):
+        after = rewards[t] + discount * after
+        out[t] = after
+    return out
+
+
+def value_error(
+    trace: DecisionTrace, discount: float, session_end: str = "terminal"
+) -> dict[str, Any]:
+    """Mean absolute error and bias (pips) of the network's and the search's root values, and
+    the network's flat and in-position decisions apart (module docstring)."""
+    realised = realised_returns(trace.reward, trace.network_value, discount, session_end)
     n = int(realised.size)
-    report: dict[str, Any] = {"decisions": n, "discount": float(discount)}
-    if n == 0:
-        report.update(
-            mae_pips=None, bias_pips=None, search_mae_pips=None, search_bias_pips=None,
-            realised_mean_pips=None, zero_mae_pips=None,
-        )  # fmt: skip
-        return report
+    report: dict[str, Any] = {
+        "decisions": n, "discount": float(discount), "session_end": session_end,
+    }  # fmt: skip
     network = trace.network_value.astype(np.float64) - realised  # [D, S]
     search = trace.search_value.astype(np.float64) - realised
     report.update(
-        mae_pips=float(np.mean(np.abs(network))),
-        bias_pips=float(np.mean(network)),
-        search_mae_pips=float(np.mean(np.abs(search))),
-        search_bias_pips=float(np.mean(search)),
-        realised_mean_pips=float(np.mean(realised)),
-        zero_mae_pips=float(np.mean(np.abs(realised))),
+        mae_pips=_mean(np.abs(network)),
+        bias_pips=_mean(network),
+        search_mae_pips=_mean(np.abs(search)),
+        search_bias_pips=_mean(search),
+        realised_mean_pips=_mean(realised),
+        zero_mae_pips=_mean(np.abs(realised)),
     )
+    flat = trace.side == 0  # [D, S]
+    for name, where in (("flat", flat), ("in_position", ~flat)):
+        returns = realised[where]
+        report[name] = {
+            "decisions": int(returns.size),
+            "value_mean_pips": _mean(trace.network_value[where].astype(np.float64)),
+            "realised_mean_pips": _mean(returns),
+            "bias_pips": _mean(network[where]),
+            "realised_h_mean_pips": (
+                float(h_inverse_numpy(np.mean(h_numpy(returns)))) if returns.size else None
+            ),
+        }
     return report
+
+
+def _mean(values: np.ndarray) -> float | None:
+    return float(np.mean(values)) if values.size else None
 
 
 def diagnostics_report(
@@ -304,7 +352,7 @@ def diagnostics_report(
 ) -> dict[str, Any]:
     """The report's `diagnostics` section (JSON-able): planning gain, σ calibration, value error."""
     trace = diagnostics.trace
-    value = value_error(trace, config.mcts.discount)
+    value = value_error(trace, config.mcts.discount, config.train.session_end)
     value["reward"] = config.env.reward
     return {
         "planning_gain": planning_gain(

@@ -318,7 +318,8 @@ def diagnostics_lines(diagnostics: dict[str, Any] | None) -> list[str]:
         f"{_num(gain['policy_prior']['total_pips'])}, random "
         f"{_num(gain['random']['total_pips'])}; σ Brier {_num(sigma['brier'])} "
         f"(base rates {_num(sigma['brier_climatology'])}); value MAE "
-        f"{_num(value['mae_pips'])} pips"
+        f"{_num(value['mae_pips'])} pips (bias flat {_num(value['flat']['bias_pips'])}, "
+        f"in a position {_num(value['in_position']['bias_pips'])})"
     ]
 
 

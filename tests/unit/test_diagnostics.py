@@ -13,11 +13,14 @@ from micro.env.trades import empty_trades
 from micro.env.trading import TradingEnv
 from micro.features.outcomes import DOWN, NEUTRAL, UP
 from micro.validation.diagnostics import (
+    DecisionTrace,
     chance_calibration,
     diagnostics_report,
     discounted_returns,
     frequency_policy,
     planning_gain,
+    realised_returns,
+    value_error,
 )
 from micro.validation.evaluate import evaluate
 from tests.unit.env_markets import hand_market, random_walk_market
@@ -76,6 +79,56 @@ def test_returns_are_discounted_to_the_session_end() -> None:
     returns = discounted_returns(reward, 0.5)
     assert returns[:, 0].tolist() == [1 + 0.5 * 2 + 0.25 * 4, 2 + 0.5 * 4, 4.0]
     assert returns[:, 1].tolist() == [0 + 0.5 * 1 - 0.25, 1 - 0.5, -1.0]
+
+
+def test_a_cut_session_end_bootstraps_from_the_networks_last_value() -> None:
+    reward = np.array([[1.0, 0.0], [2.0, 1.0], [4.0, -1.0]])  # [D=3, S=2]
+    value = np.array([[0.0, 0.0], [0.0, 0.0], [10.0, 20.0]])
+    assert np.array_equal(
+        realised_returns(reward, value, 0.5, "terminal"), discounted_returns(reward, 0.5)
+    )
+    cut = realised_returns(reward, value, 0.5, "bootstrap")
+    # The last step's reward (its forced close) is left out; the value there stands for the rest.
+    assert cut[:, 0].tolist() == [1 + 0.5 * 2 + 0.25 * 10, 2 + 0.5 * 10, 10.0]
+    assert cut[:, 1].tolist() == [0 + 0.5 * 1 + 0.25 * 20, 1 + 0.5 * 20, 20.0]
+
+
+def trace_of(network_value: np.ndarray, reward: np.ndarray, side: np.ndarray) -> DecisionTrace:
+    d, s = reward.shape
+    return DecisionTrace(
+        sigma=np.full((d, s, 3), np.nan, np.float32),
+        outcome=np.full((d, s), -1, np.int8),
+        network_value=network_value.astype(np.float32),
+        search_value=network_value.astype(np.float32),
+        reward=reward.astype(np.float32),
+        side=side.astype(np.int8),
+        action_counts=np.zeros((2, 4), np.int64),
+    )
+
+
+def test_the_value_error_splits_flat_and_held_and_shows_what_h_space_decoding_makes_of_noise() -> (
+    None
+):
+    # One decision per session (D = 1, γ irrelevant, terminal): the realised return is the reward.
+    # Flat sessions realise a steady +20; held ones +20 on average, as -20 or +60 (noisy).
+    rewards = np.array([[20.0, 20.0, -20.0, 60.0, -20.0, 60.0]])
+    side = np.array([[0, 0, 1, 1, -1, -1]])
+    values = np.array([[15.0, 15.0, 10.0, 10.0, 10.0, 10.0]])
+    report = value_error(trace_of(values, rewards, side), 0.99, "terminal")
+    flat, held = report["flat"], report["in_position"]
+    assert flat["decisions"] == 2 and held["decisions"] == 4
+    assert flat["realised_mean_pips"] == pytest.approx(20) == held["realised_mean_pips"]
+    assert flat["value_mean_pips"] == pytest.approx(15) and flat["bias_pips"] == pytest.approx(-5)
+    assert held["bias_pips"] == pytest.approx(-10)
+    # Steady returns decode to their mean in h-space; the noisy ones of the same mean far under it.
+    assert flat["realised_h_mean_pips"] == pytest.approx(20, abs=1e-3)
+    assert 0 < held["realised_h_mean_pips"] < 15
+    assert report["bias_pips"] == pytest.approx((2 * -5 + 4 * -10) / 6)
+    assert report["session_end"] == "terminal"
+    json.dumps(report, allow_nan=False)
+    empty = value_error(trace_of(*(np.zeros((0, 0)),) * 3), 0.99, "bootstrap")
+    assert empty["mae_pips"] is None and empty["flat"]["realised_h_mean_pips"] is None
+    json.dumps(empty, allow_nan=False)
 
 
 def test_planning_gain_compares_search_with_the_prior_and_random() -> None:
