@@ -79,9 +79,10 @@ class Agent:
     ) -> tuple[np.ndarray, Rationale]:
         """Actions [B] int64 (always legal) and the rationale of each decision.
 
-        `exit_exploration` (explore mode, pUCT): the chance that a held position's hold-or-close
-        decision explores like a flat one (root noise, action sampled from the visits); otherwise
-        it gets no noise and takes the search's best action. Below 1 an exploratory entry is held
+        `exit_exploration` (explore mode): the chance that a held position's hold-or-close
+        decision explores like a flat one (pUCT: root Dirichlet noise, action sampled from the
+        visits; Gumbel: root Gumbel noise); otherwise it gets no noise and takes the search's best
+        action. Below 1 an exploratory entry is held
         for longer than a coin flip per bar allows. `entry_exploration` is the same chance for a
         flat position's decision to enter or stay out. At 1 (both) no extra random numbers are
         drawn.
@@ -96,7 +97,7 @@ class Agent:
         if explore and not gumbel_root and self.mcts.exploration_fraction > 0.0:
             dirichlet = dirichlet_noise(rng, legal, self.mcts.dirichlet_alpha)
         calm = np.zeros(legal.shape[0], dtype=bool)  # [B] decisions taken greedily
-        if explore and not gumbel_root and min(exit_exploration, entry_exploration) < 1.0:
+        if explore and min(exit_exploration, entry_exploration) < 1.0:
             held = np.asarray(observations.side) != FLAT
             chance = np.where(held, exit_exploration, entry_exploration)
             calm = rng.random(legal.shape[0]) >= chance
@@ -104,6 +105,7 @@ class Agent:
                 dirichlet[calm] = 0.0
         if explore and gumbel_root:
             gumbel = gumbel_noise(rng, legal.shape[0], self.mcts.gumbel_scale)
+            gumbel[calm] = 0.0  # no noise: sequential halving's choice is greedy's
         result = self.search_fn(
             self.model,
             observations.window,

@@ -149,18 +149,19 @@ def test_the_simulation_count_defaults_to_the_config() -> None:
     assert Agent(TinySearchModel(), MctsConfig(simulations=5), 9).num_simulations == 9
 
 
+@pytest.mark.parametrize("selection", sorted(CONFIGS))
 @pytest.mark.parametrize("calm_side", ["held", "flat"])
 def test_a_side_without_exploration_decides_as_greedy_while_the_other_explores(
-    calm_side: str,
+    calm_side: str, selection: str
 ) -> None:
     # `train.exit_exploration = 0` (held) or `train.entry_exploration = 0` (flat): those
-    # positions get no root noise and no sampled action, so they decide exactly as greedy does;
-    # the other side keeps both.
+    # positions get no root noise (Dirichlet or Gumbel) and no sampled action, so they decide
+    # exactly as greedy does; the other side keeps both.
     obs = _observations(batch=48)
     calm = (obs.side != 0) if calm_side == "held" else (obs.side == 0)
     assert calm.any() and (~calm).any()
     knob = "exit_exploration" if calm_side == "held" else "entry_exploration"
-    agent = Agent(TinySearchModel(value_scale=0.1), CONFIGS["puct"])
+    agent = Agent(TinySearchModel(value_scale=0.1), CONFIGS[selection])
     greedy, why_greedy = agent.act(obs, "greedy", np.random.default_rng(0))
     changed_other = 0
     for seed in range(4):
