@@ -81,11 +81,10 @@ class Agent:
 
         `exit_exploration` (explore mode): the chance that a held position's hold-or-close
         decision explores like a flat one (pUCT: root Dirichlet noise, action sampled from the
-        visits; Gumbel: root Gumbel noise); otherwise it gets no noise and takes the search's best
-        action. Below 1 an exploratory entry is held
-        for longer than a coin flip per bar allows. `entry_exploration` is the same chance for a
-        flat position's decision to enter or stay out. At 1 (both) no extra random numbers are
-        drawn.
+        visits; Gumbel: root Gumbel noise); otherwise it gets no noise and takes the search's
+        best action. Below 1 an exploratory entry is held for longer than a coin flip per bar
+        allows. `entry_exploration` is the same chance for a flat position's decision to enter or
+        stay out. At 1 (both) no extra random numbers are drawn.
         """
         if mode not in ("explore", "greedy"):
             raise ValueError(f"mode must be 'explore' or 'greedy', got {mode!r}")

@@ -313,13 +313,14 @@ def diagnostics_lines(diagnostics: dict[str, Any] | None) -> list[str]:
         return []
     gain = diagnostics["planning_gain"]
     sigma, value = diagnostics["chance_calibration"], diagnostics["value_error"]
+    flat, held = value.get("flat") or {}, value.get("in_position") or {}  # n/a in older reports
     return [
         f"  search {_num(gain['search']['total_pips'])} pips vs prior "
         f"{_num(gain['policy_prior']['total_pips'])}, random "
         f"{_num(gain['random']['total_pips'])}; σ Brier {_num(sigma['brier'])} "
         f"(base rates {_num(sigma['brier_climatology'])}); value MAE "
-        f"{_num(value['mae_pips'])} pips (bias flat {_num(value['flat']['bias_pips'])}, "
-        f"in a position {_num(value['in_position']['bias_pips'])})"
+        f"{_num(value['mae_pips'])} pips (bias flat {_num(flat.get('bias_pips'))}, "
+        f"in a position {_num(held.get('bias_pips'))})"
     ]
 
 

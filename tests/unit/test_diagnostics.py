@@ -23,6 +23,7 @@ from micro.validation.diagnostics import (
     value_error,
 )
 from micro.validation.evaluate import evaluate
+from micro.validation.report import diagnostics_lines
 from tests.unit.env_markets import hand_market, random_walk_market
 from tests.unit.mcts_models import BanditModel, ChanceModel
 
@@ -129,6 +130,23 @@ def test_the_value_error_splits_flat_and_held_and_shows_what_h_space_decoding_ma
     empty = value_error(trace_of(*(np.zeros((0, 0)),) * 3), 0.99, "bootstrap")
     assert empty["mae_pips"] is None and empty["flat"]["realised_h_mean_pips"] is None
     json.dumps(empty, allow_nan=False)
+
+
+def test_the_summary_line_gives_both_biases_and_reads_reports_written_before_them() -> None:
+    rewards = np.array([[20.0, -20.0]])
+    report = {
+        "planning_gain": planning_gain(empty_trades(), empty_trades(), empty_trades()),
+        "chance_calibration": chance_calibration(np.full((1, 2, 3), np.nan), np.zeros((1, 2))),
+        "value_error": value_error(
+            trace_of(np.array([[15.0, 0.0]]), rewards, np.array([[0, 1]])), 0.99
+        ),
+    }
+    (line,) = diagnostics_lines(report)
+    assert "(bias flat -5.00, in a position 20.00)" in line
+    for key in ("flat", "in_position"):  # a report written before the split
+        del report["value_error"][key]
+    (line,) = diagnostics_lines(report)
+    assert "(bias flat n/a, in a position n/a)" in line
 
 
 def test_planning_gain_compares_search_with_the_prior_and_random() -> None:
