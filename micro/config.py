@@ -223,8 +223,8 @@ class TrainConfig:
     exit_exploration: float = _f(0.05, ge=0.0, le=1.0)
     """Chance that self-play explores a held position's hold-or-close decision (pUCT: root noise
     and an action sampled from the visits; Gumbel: root Gumbel noise); otherwise it takes the
-    search's best action. 1: every
-    decision explores, and an untrained agent holds a trade about 2 bars (at 0: about 40)."""
+    search's best action. 1: every decision explores, and an untrained agent holds a trade about
+    2 bars (at 0: about 40)."""
     value_bootstrap: Literal["search", "best"] = _f("best", choices=("search", "best"))
     """What the n-step value target bootstraps from: the search's root value (`search`, a
     visit-weighted mean that includes the explored actions) or the best searched action's Q

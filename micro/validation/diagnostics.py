@@ -294,18 +294,10 @@ def realised_returns(
     G_t = Σ_{k=t}^{D−2} γ^{k−t} r_k + γ^{D−1−t} v_{D−1}, the rewards to the last decision and then
     the network's value there (the last step's reward is left out: its forced close is no end).
     """
-    if session_end == "terminal":
+    if session_end == "terminal" or len(reward) == 0:
         return discounted_returns(reward, discount)
-    rewards = np.asarray(reward, dtype=np.float64)  # [D, S]
-    out = np.zeros_like(rewards)
-    if rewards.shape[0] == 0:
-        return out
-    after = np.asarray(network_value[-1], dtype=np.float64)  # [S]
-    out[-1] = after
-    for t in range(rewards.shape[0] - 2, -1, -1):
-        after = rewards[t] + discount * after
-        out[t] = after
-    return out
+    # The last decision's value takes the place of the last reward: G_{D−1} = v_{D−1}.
+    return discounted_returns(np.concatenate([reward[:-1], network_value[-1:]]), discount)
 
 
 def value_error(

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from micro.config import Config
+from micro.volumes import report_files
 from tests.conftest import run_micro
 
 REPORTING = """
@@ -69,9 +70,8 @@ def times_its_entries(home: Path, checkpoint: Path) -> list[str]:
     result = run_micro(home, "validate", str(checkpoint), timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     episode = int(checkpoint.stem.removeprefix("ckpt_ep"))
-    report = json.loads(
-        next((home / "validation").glob(f"validation_ep{episode:07d}_*.json")).read_text()
-    )
+    (path,) = [path for n, path in report_files(home / "validation") if n == episode]
+    report = json.loads(path.read_text())
     assert report["split"] == "validation"
     metrics = report["metrics"]
     matched = report["baselines"]["random_entry"]["agent_percentile"]
