@@ -20,6 +20,10 @@ and adds the deflated Sharpe ratio; it has no targets.
 `--score-every-episodes`): a budget that does not depend on how fast the machine is that day,
 for comparing two configs; with `--minutes` too, whichever comes first.
 
+Each scored split also carries two of the report's diagnostics: what the side of the agent's own
+exits made in the 60 bars after them (`after_exit_60_pips`, and for trades closed younger than 30
+bars: above 0, it closes too early) and the value head's bias on flat decisions.
+
 `--set section.key=value` (repeatable) changes the config of every run: that is how an ablation
 is measured against the defaults. Prints one JSON object (progress goes to stderr).
 """
@@ -124,6 +128,9 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
     sessions = report["sessions"]["count"]
     trades = int(metrics["trades"])
     sides = report.get("_sides", {})
+    diagnostics = report.get("diagnostics") or {}
+    after = ((diagnostics.get("after_exit") or {}).get("horizons") or [{}])[-1]  # 60 bars
+    flat_value = (diagnostics.get("value_error") or {}).get("flat") or {}
     return {
         "trades": trades,
         "trades_per_session": trades / sessions if sessions else None,
@@ -143,6 +150,9 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
         "buy_and_hold_total_pips": baselines["buy_and_hold"].get("total_pips"),
         "dsr": report["sharpe"].get("dsr"),
         "sharpe": report["sharpe"].get("sharpe"),
+        "after_exit_60_pips": (after.get("all") or {}).get("mean_pips"),
+        "after_young_exit_60_pips": (after.get("young") or {}).get("mean_pips"),
+        "flat_value_bias_pips": flat_value.get("bias_pips"),
     }
 
 

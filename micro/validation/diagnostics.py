@@ -27,6 +27,11 @@ extra passes over the same sessions:
   scale, and flat and in-position decisions apart, each with the mean the realised returns
   decode to when a categorical head reads them in h-space (`model.support_mean` h): how much of
   a bias is that decoding's shrinkage of noisy returns rather than the play.
+- After the exits. For each trade the agent closed itself, what its side made over the next
+  15, 30 and 60 bars (gross pips from the exit's close; only exits with that many bars left in
+  the session): mean and standard error, and trades younger than 30 bars at the exit and older
+  apart. Above 0 the move went on without the agent (it closes too early); below 0 it got out
+  in time.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ import torch
 
 from micro.config import Config
 from micro.env.actions import NUM_ACTIONS
+from micro.env.trades import EXIT_AGENT
 from micro.env.trading import Observation, run_sessions
 from micro.features.outcomes import DOWN, NEUTRAL, UP
 from micro.mcts.search import model_dtype_device, root_legal, to_numpy
@@ -53,6 +59,8 @@ if TYPE_CHECKING:
 
 OUTCOME_NAMES = {DOWN: "DOWN", NEUTRAL: "NEUTRAL", UP: "UP"}
 RELIABILITY_BINS = 10
+AFTER_EXIT_BARS = (15, 30, 60)  # horizons of the after-exit moves
+YOUNG_TRADE_BARS = 30  # a trade closed before this many bars held is young
 FLAT_ROW, IN_POSITION_ROW = 0, 1  # rows of DecisionTrace.action_counts
 
 
@@ -339,10 +347,40 @@ def _mean(values: np.ndarray) -> float | None:
     return float(np.mean(values)) if values.size else None
 
 
+def _spread(values: np.ndarray) -> dict[str, Any]:
+    """Count, mean and standard error of the mean (None where too few to say)."""
+    n = int(values.size)
+    stderr = float(np.std(values, ddof=1) / np.sqrt(n)) if n > 1 else None
+    return {"exits": n, "mean_pips": _mean(values), "stderr_pips": stderr}
+
+
+def after_exit(trades: np.ndarray, market: Market) -> dict[str, Any]:
+    """What the side of each trade the agent closed made after the exit (module docstring)."""
+    mine = trades[trades["exit_reason"] == EXIT_AGENT]
+    close = np.asarray(market.close, dtype=np.float64)
+    last_row = mine["session"] + int(market.session_bars) - 1  # [K] each trade's session end
+    horizons = []
+    for bars in AFTER_EXIT_BARS:
+        kept = mine[mine["exit_row"] + bars <= last_row]
+        exit_row = kept["exit_row"]
+        move = kept["side"] * (close[exit_row + bars] - close[exit_row]) / float(market.pip)
+        young = kept["bars_held"] < YOUNG_TRADE_BARS
+        horizons.append(
+            {
+                "bars": bars,
+                "all": _spread(move),
+                "young": _spread(move[young]),
+                "older": _spread(move[~young]),
+            }
+        )
+    return {"agent_exits": int(mine.size), "young_bars": YOUNG_TRADE_BARS, "horizons": horizons}
+
+
 def diagnostics_report(
-    diagnostics: Diagnostics, search_trades: np.ndarray, config: Config
+    diagnostics: Diagnostics, search_trades: np.ndarray, config: Config, market: Market
 ) -> dict[str, Any]:
-    """The report's `diagnostics` section (JSON-able): planning gain, σ calibration, value error."""
+    """The report's `diagnostics` section (JSON-able): planning gain, σ calibration, value
+    error, and what the sides made after the agent's exits."""
     trace = diagnostics.trace
     value = value_error(trace, config.mcts.discount, config.train.session_end)
     value["reward"] = config.env.reward
@@ -352,4 +390,5 @@ def diagnostics_report(
         ),
         "chance_calibration": chance_calibration(trace.sigma, trace.outcome),
         "value_error": value,
+        "after_exit": after_exit(search_trades, market),
     }

@@ -121,7 +121,7 @@ def build_report(
     baselines_seconds = time.perf_counter() - began
     began = time.perf_counter()
     extra = evaluation.diagnostics
-    diagnostics = diagnostics_report(extra, trades, config) if extra is not None else None
+    diagnostics = diagnostics_report(extra, trades, config, market) if extra is not None else None
     diagnostics_seconds = time.perf_counter() - began + (extra.seconds if extra else 0.0)
     began = time.perf_counter()
     charts = charts_report(
@@ -314,14 +314,22 @@ def diagnostics_lines(diagnostics: dict[str, Any] | None) -> list[str]:
     gain = diagnostics["planning_gain"]
     sigma, value = diagnostics["chance_calibration"], diagnostics["value_error"]
     flat, held = value.get("flat") or {}, value.get("in_position") or {}  # n/a in older reports
-    return [
+    line = (
         f"  search {_num(gain['search']['total_pips'])} pips vs prior "
         f"{_num(gain['policy_prior']['total_pips'])}, random "
         f"{_num(gain['random']['total_pips'])}; σ Brier {_num(sigma['brier'])} "
         f"(base rates {_num(sigma['brier_climatology'])}); value MAE "
         f"{_num(value['mae_pips'])} pips (bias flat {_num(flat.get('bias_pips'))}, "
         f"in a position {_num(held.get('bias_pips'))})"
-    ]
+    )
+    horizons = (diagnostics.get("after_exit") or {}).get("horizons") or []  # older: none
+    if horizons:
+        last = horizons[-1]["all"]
+        line += (
+            f"; the side after its {last['exits']} exits: {_num(last['mean_pips'])} pips in "
+            f"{horizons[-1]['bars']} bars (± {_num(last['stderr_pips'])})"
+        )
+    return [line]
 
 
 def _num(value: float | None) -> str:

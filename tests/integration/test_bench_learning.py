@@ -37,6 +37,9 @@ FIGURES = {
     "crossover_total_pips",
     "buy_and_hold_total_pips",
     "dsr",
+    "after_exit_60_pips",
+    "after_young_exit_60_pips",
+    "flat_value_bias_pips",
 }
 
 

@@ -9,11 +9,12 @@ import pytest
 
 from micro.config import Config, replace
 from micro.env.actions import BUY, CLOSE, HOLD, SELL
-from micro.env.trades import empty_trades
+from micro.env.trades import EXIT_AGENT, EXIT_STOP_LOSS, empty_trades
 from micro.env.trading import TradingEnv
 from micro.features.outcomes import DOWN, NEUTRAL, UP
 from micro.validation.diagnostics import (
     DecisionTrace,
+    after_exit,
     chance_calibration,
     diagnostics_report,
     discounted_returns,
@@ -141,12 +142,47 @@ def test_the_summary_line_gives_both_biases_and_reads_reports_written_before_the
             trace_of(np.array([[15.0, 0.0]]), rewards, np.array([[0, 1]])), 0.99
         ),
     }
+    report["after_exit"] = {
+        "horizons": [{"bars": 60, "all": {"exits": 7, "mean_pips": 4.25, "stderr_pips": 1.5}}]
+    }
     (line,) = diagnostics_lines(report)
     assert "(bias flat -5.00, in a position 20.00)" in line
+    assert "the side after its 7 exits: 4.25 pips in 60 bars (± 1.50)" in line
     for key in ("flat", "in_position"):  # a report written before the split
         del report["value_error"][key]
+    del report["after_exit"]  # and before the after-exit section
     (line,) = diagnostics_lines(report)
-    assert "(bias flat n/a, in a position n/a)" in line
+    assert "(bias flat n/a, in a position n/a)" in line and "exits" not in line
+
+
+def test_after_the_exits_each_sides_move_is_measured_inside_its_session() -> None:
+    """Closes rise 1 pip a bar: after a long's exit its side makes +h in h bars, a short's −h;
+    a stop-out is not the agent's exit, and a horizon past the session's end is left out."""
+    market = hand_market(150.0 + 0.01 * np.arange(400), session_bars=200)
+    trades = empty_trades(4)
+    for i, (side, exit_row, held, reason) in enumerate(
+        [(1, 50, 10, EXIT_AGENT), (-1, 100, 40, EXIT_AGENT), (1, 170, 5, EXIT_AGENT),
+         (1, 60, 50, EXIT_STOP_LOSS)]
+    ):  # fmt: skip
+        trades[i] = (0, 0, side, exit_row - held, exit_row, 0, 0, 0, 0, 0, held, 0, reason)
+
+    report = after_exit(trades, market)
+
+    assert report["agent_exits"] == 3 and report["young_bars"] == 30
+    by_bars = {h["bars"]: h for h in report["horizons"]}
+    assert sorted(by_bars) == [15, 30, 60]
+    fifteen = by_bars[15]  # all three fit: +15, −15, +15
+    assert fifteen["all"]["exits"] == 3 and fifteen["all"]["mean_pips"] == pytest.approx(5.0)
+    assert fifteen["all"]["stderr_pips"] == pytest.approx(np.std([15, -15, 15], ddof=1) / 3**0.5)
+    assert fifteen["young"] == {"exits": 2, "mean_pips": pytest.approx(15.0), "stderr_pips": 0.0}
+    assert fifteen["older"] == {"exits": 1, "mean_pips": pytest.approx(-15.0), "stderr_pips": None}
+    sixty = by_bars[60]  # the exit at 170 has 29 bars left in its session
+    assert sixty["all"]["exits"] == 2 and sixty["all"]["mean_pips"] == pytest.approx(0.0)
+    assert sixty["young"]["mean_pips"] == pytest.approx(60.0)
+    assert sixty["older"]["mean_pips"] == pytest.approx(-60.0)
+    none = after_exit(empty_trades(), market)["horizons"][0]
+    assert none["all"] == {"exits": 0, "mean_pips": None, "stderr_pips": None}
+    json.dumps(report, allow_nan=False)
 
 
 def test_planning_gain_compares_search_with_the_prior_and_random() -> None:
@@ -199,7 +235,7 @@ def test_greedy_scoring_records_the_trace_and_trades_the_sessions_by_prior_and_a
     assert np.array_equal(extra.trace.action_counts.sum(axis=0), evaluation.action_counts)
     # The search buys (Q long +5) and rides the rise; the prior alone loves SELL and loses.
     assert np.all(evaluation.trades["side"] == 1) and np.all(extra.prior_trades["side"] == -1)
-    report = diagnostics_report(extra, evaluation.trades, CONFIG)
+    report = diagnostics_report(extra, evaluation.trades, CONFIG, market)
     gain = report["planning_gain"]
     assert gain["search"]["total_pips"] > 0 > gain["policy_prior"]["total_pips"]
     assert gain["search_minus_prior_total_pips"] > 0
@@ -210,6 +246,8 @@ def test_greedy_scoring_records_the_trace_and_trades_the_sessions_by_prior_and_a
     value = report["value_error"]
     assert value["decisions"] == evaluation.decisions and value["reward"] == "mtm"
     assert value["mae_pips"] == pytest.approx(value["zero_mae_pips"])  # the table's value is 0
+    closed = int(np.sum(evaluation.trades["exit_reason"] == EXIT_AGENT))
+    assert report["after_exit"]["agent_exits"] == closed
     json.dumps(report, allow_nan=False)
 
     plain = evaluate(BanditModel(), market, CONFIG, starts, diagnostics=False)
