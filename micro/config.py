@@ -235,6 +235,11 @@ class TrainConfig:
     from that position's stored value, so the value of the action taken is greedy play's after
     it (as `value_bootstrap` best values the bootstrap itself), not charged for the explored
     entries and exits of the n steps (Watkins's Q(λ) cut)."""
+    cut_explored_exits: bool = False
+    """The same cut at explored decisions of a held position only (an exit or hold that was not
+    the search's best): a held trade's value is not charged for exits self-play explored after
+    it, while the targets of flat positions still sum the entries it explored (how entries are
+    first learned). Has no effect with `cut_explored`, which cuts at both."""
     entry_exploration: float = _f(0.25, ge=0.0, le=1.0)
     """The same chance for a flat position's decision to enter or stay out; otherwise it takes
     the search's best action with no root noise. 1: every flat decision explores. With a decay

@@ -145,6 +145,7 @@ class ReplayBuffer:
         priority_alpha: float = 0.6,
         priority_beta: float = 0.4,
         cut_explored: bool = False,
+        cut_explored_exits: bool = False,
     ) -> None:
         self.capacity = capacity
         self.unroll_steps = unroll_steps
@@ -154,6 +155,7 @@ class ReplayBuffer:
         self.alpha = priority_alpha
         self.beta = priority_beta
         self.cut_explored = cut_explored
+        self.cut_explored_exits = cut_explored_exits and not cut_explored
         c = capacity
         self.rows = np.zeros(c, np.int64)
         self.static = np.zeros((c, 6), np.float32)
@@ -234,14 +236,17 @@ class ReplayBuffer:
         """[...] steps of real reward the value targets of `ids` sum before they bootstrap.
 
         n, or with `cut_explored` the steps to the first exploratory decision after the
-        position, whichever comes first. The position's own action is what its target values
-        (the afterstate Q of the action taken is trained on it), so it is never cut there.
+        position (with `cut_explored_exits`: the first one in a held position), whichever comes
+        first. The position's own action is what its target values (the afterstate Q of the
+        action taken is trained on it), so it is never cut there.
         """
         horizon = np.full(ids.shape, self.n_step, np.int64)
-        if self.cut_explored:
+        if self.cut_explored or self.cut_explored_exits:
             for m in range(self.n_step - 1, 0, -1):  # the earliest exploratory step wins
-                j = ids + m
-                explored = (j < end) & self.explored[j % self.capacity]
+                slot = (ids + m) % self.capacity
+                explored = (ids + m < end) & self.explored[slot]
+                if self.cut_explored_exits:
+                    explored &= self.side[slot] != 0
                 horizon = np.where(explored, m, horizon)
         return horizon
 

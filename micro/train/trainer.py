@@ -103,6 +103,7 @@ class Trainer:
             priority_alpha=config.train.priority_alpha,
             priority_beta=config.train.priority_beta,
             cut_explored=config.train.cut_explored,
+            cut_explored_exits=config.train.cut_explored_exits,
         )
         self.counters = Counters()
         self.rng = np.random.default_rng(config.train.seed)

@@ -182,6 +182,31 @@ def test_cut_explored_bootstraps_at_the_first_exploratory_decision() -> None:
     np.testing.assert_allclose(batch.value_target[0] - zeroed.value_target[0], change)
 
 
+def test_cut_explored_exits_cuts_at_explored_held_decisions_only() -> None:
+    # `train.cut_explored_exits`: an explored entry (a flat decision) stays in the sum, an
+    # explored decision in a position cuts it, as `cut_explored` does at both.
+    trajectory = dataclasses.replace(
+        episode([1, 2, 4, 8, 16, 32], [10, 20, 40, 80, 160, 320]),
+        side=np.array([FLAT, FLAT, LONG, LONG, LONG, LONG], np.int8),
+        explored=np.array([False, True, False, False, True, False]),
+    )
+    exits = buffer(n_step=3, cut_explored_exits=True)
+    exits.add(trajectory)
+    batch = exits._batch(np.array([0, 2]), np.ones(2, np.float32))
+    # z_0 = 1 + 1 + 1 + 0.125 × 80 = 13 (the explored entry at step 1 is not cut)
+    # z_1 = 2 + 2 + 2 + 0.125 × 160 = 26;  z_2 = r2 + γ r3 + γ² v4 (held, explored) = 4 + 4 + 40
+    # z_3 = r3 + γ v4 = 8 + 80 = 88;  z_4 = r4 + γ r5 (the end: terminal) = 16 + 16 = 32
+    np.testing.assert_allclose(batch.value_target[0], [13, 26, 48])
+    np.testing.assert_allclose(batch.value_target[1], [48, 88, 32])
+    for both in ({"cut_explored": True}, {"cut_explored": True, "cut_explored_exits": True}):
+        every = buffer(n_step=3, **both)
+        every.add(trajectory)
+        # z_0 = r0 + γ v1 (the explored entry cuts too) = 1 + 10 = 11
+        np.testing.assert_allclose(
+            every._batch(np.array([0]), np.ones(1, np.float32)).value_target[0], [11, 26, 48]
+        )
+
+
 def test_an_episode_without_exploration_flags_is_never_cut() -> None:
     replay = buffer(n_step=3, cut_explored=True)
     replay.add(episode([1, 2, 4, 8, 16, 32], [10, 20, 40, 80, 160, 320]))
